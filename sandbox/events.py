@@ -111,13 +111,29 @@ class EventBus:
     def __init__(self) -> None:
         self._subs: list[tuple[frozenset[str] | None, Subscriber]] = []
         self._seq = 0
+        self._all = False
+        self._wanted: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self.clock: Callable[[], int] = lambda: 0
 
     def subscribe(self, fn: Subscriber, kinds: Iterable[str] | None = None) -> Callable[[], None]:
         entry = (frozenset(kinds) if kinds is not None else None, fn)
         self._subs.append(entry)
-        return lambda: self._subs.remove(entry)
+        self._recompute()
+
+        def unsubscribe() -> None:
+            self._subs.remove(entry)
+            self._recompute()
+        return unsubscribe
+
+    def _recompute(self) -> None:
+        self._all = any(k is None for k, _ in self._subs)
+        self._wanted = frozenset().union(*(k for k, _ in self._subs if k is not None))
+
+    def wants(self, kind: str) -> bool:
+        """Does anyone listen to ``kind``? Publishers of very frequent events (every
+        I/O exit, every interrupt) check this first so an unwatched machine runs fast."""
+        return self._all or kind in self._wanted
 
     def publish(self, kind: str, vm: str | None = None, time_ns: int | None = None, **data: Any) -> Event:
         if kind not in EVENT_KINDS:

@@ -1,0 +1,387 @@
+"""A vCPU on Unicorn: guest code runs in QEMU's TCG, the hypervisor sees exits as data.
+
+Memory: the whole host frame pool is mapped once into the engine at physical address
+0 (``mem_map_ptr``); the engine runs in virtual-TLB mode and asks ``_on_tlb_fill`` for
+every page it has not cached yet. That hook is our software MMU: guest paging (if on)
+turns the linear address into a guest-physical one, then the VM's frame table gives
+the host frame, allocating it on first touch or breaking a share on a write. Anything
+that is not RAM is mapped to a single MMIO window whose offset *is* the guest-physical
+address, so device memory and open bus go through the MMIO bus.
+"""
+from __future__ import annotations
+
+import threading
+
+from unicorn import (UC_ARCH_X86, UC_ERR_EXCEPTION, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
+                     UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE,
+                     UC_MODE_16, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
+                     UC_TLB_VIRTUAL, Uc, UcError)
+from unicorn import x86_const as X
+
+from sandbox.backends.base import CR0_PE, CR0_PG, CR0_WP, EFLAGS_IF, FlatProtectedMode, VCpuBackend, VCpuHost
+from sandbox.backends.unicorn import interrupts
+try:
+    from sandbox.backends.unicorn.icount import InstructionClock
+except ImportError:  # TEMPORARY until icount.py lands
+    from unicorn import UC_HOOK_BLOCK
+
+    class InstructionClock:  # type: ignore[no-redef]
+        kind = "python"
+
+        def __init__(self, uc):
+            import capstone
+            self._cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+            self.retired = 0
+            self.expired = False
+            self._left = None
+            self._cache = {}
+            uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+
+        def _on_block(self, uc, addr, size, _):
+            n = self._cache.get((addr, size))
+            if n is None:
+                n = self._cache[(addr, size)] = max(1, size // 3)
+            self.retired += n
+            if self._left is not None:
+                self._left -= n
+                if self._left <= 0:
+                    self.expired = True
+                    uc.emu_stop()
+
+        def arm(self, budget):
+            self._left = budget
+            self.expired = False
+
+        def disarm(self):
+            self._left = None
+            self.expired = False
+from sandbox.host.ram import PAGE, PAGE_SHIFT
+from sandbox.vm.descriptors import Segment, parse_segment
+from sandbox.vm.exits import (BudgetExit, CrashExit, Exit, HltExit, IoExit, MmioExit, StopExit)
+from sandbox.vm.memory import NOT_PRESENT
+from sandbox.vm.paging import PF_FETCH, PF_PRESENT, PF_USER, PF_WRITE, PageFault, walk
+
+MMIO_WINDOW = 1 << 32           # engine-physical base of the 4 GiB MMIO window
+NO_UNTIL = 0xFFFFFFFFFFFFFFFF   # emu_start needs an end address; this one is never reached
+
+_REG = {
+    "eax": X.UC_X86_REG_EAX, "ebx": X.UC_X86_REG_EBX, "ecx": X.UC_X86_REG_ECX,
+    "edx": X.UC_X86_REG_EDX, "esi": X.UC_X86_REG_ESI, "edi": X.UC_X86_REG_EDI,
+    "ebp": X.UC_X86_REG_EBP, "esp": X.UC_X86_REG_ESP, "eip": X.UC_X86_REG_EIP,
+    "eflags": X.UC_X86_REG_EFLAGS, "cs": X.UC_X86_REG_CS, "ds": X.UC_X86_REG_DS,
+    "es": X.UC_X86_REG_ES, "fs": X.UC_X86_REG_FS, "gs": X.UC_X86_REG_GS, "ss": X.UC_X86_REG_SS,
+    "cr0": X.UC_X86_REG_CR0, "cr2": X.UC_X86_REG_CR2, "cr3": X.UC_X86_REG_CR3, "cr4": X.UC_X86_REG_CR4,
+}
+_SEGS = ("ds", "es", "fs", "gs", "ss")
+
+
+class UnicornVCpu(VCpuBackend):
+    engine = "unicorn"
+    deterministic = True
+
+    def __init__(self, host: VCpuHost, index: int) -> None:
+        super().__init__(host, index)
+        mem = host.memory
+        self.memory = mem
+        uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_16)
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        uc.mem_map_ptr(0, mem.pool.frames * PAGE, UC_PROT_ALL, mem.pool.address)
+        uc.mmio_map(MMIO_WINDOW, 1 << 32, self._on_mmio_read, None, self._on_mmio_write, None)
+        uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
+        uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
+        uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        self.clock = InstructionClock(uc)
+        self._lock = threading.Lock()
+        self._stop_requested = False
+        self._pending_vector: int | None = None    # int n / CPU exception seen by the hook
+        self._pending_fault: PageFault | None = None
+        self._pending_crash: str | None = None
+        self._seen_generation = mem.generation
+
+    # --- registers ------------------------------------------------------------------
+    def get_regs(self) -> dict[str, int]:
+        rr = self.uc.reg_read
+        return {name: rr(reg) for name, reg in _REG.items()}
+
+    def set_regs(self, **regs: int) -> None:
+        for name, value in regs.items():
+            self.uc.reg_write(_REG[name], value)
+
+    def set_real_mode(self, cs: int, ip: int) -> None:
+        uc = self.uc
+        uc.reg_write(X.UC_X86_REG_CR0, uc.reg_read(X.UC_X86_REG_CR0) & ~(CR0_PE | CR0_PG))
+        for seg in _SEGS:
+            uc.reg_write(_REG[seg], 0)
+        uc.reg_write(X.UC_X86_REG_IDTR, (0, 0, 0x3FF, 0))
+        uc.reg_write(X.UC_X86_REG_EFLAGS, 0x2)
+        self.load_real_mode_cs(cs, ip)
+
+    def enter_flat_protected_mode(self, pm: FlatProtectedMode, eip: int) -> None:
+        uc = self.uc
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, pm.gdt_base, pm.gdt_limit, 0))
+        uc.reg_write(X.UC_X86_REG_CR0, (uc.reg_read(X.UC_X86_REG_CR0) | CR0_PE | 0x10) & ~CR0_PG)
+        self.load_ring0_stack(pm.data, uc.reg_read(X.UC_X86_REG_ESP))
+        for seg in ("ds", "es", "fs", "gs"):
+            uc.reg_write(_REG[seg], pm.data)
+        uc.reg_write(X.UC_X86_REG_EFLAGS, 0x2)
+        self.load_protected_cs(pm.code, eip)
+
+    # --- helpers for interrupt delivery (interrupts.py) and the firmware ----------------
+    def idtr(self) -> tuple[int, int]:
+        _sel, base, limit, _flags = self.uc.reg_read(X.UC_X86_REG_IDTR)
+        return base, limit
+
+    def load_real_mode_cs(self, cs: int, ip: int) -> None:
+        self.uc.reg_write(X.UC_X86_REG_CS, cs)
+        self.uc.reg_write(X.UC_X86_REG_EIP, ip)
+
+    def load_protected_cs(self, selector: int, eip: int) -> None:
+        self.uc.reg_write(X.UC_X86_REG_CS, selector)
+        self.uc.reg_write(X.UC_X86_REG_EIP, eip)
+
+    def load_ring0_stack(self, ss: int, esp: int) -> None:
+        """Load a ring-0 SS from any privilege level.
+
+        The engine refuses to load an SS whose RPL differs from the current CPL, and
+        it takes the CPL from SS. A brief detour through real mode (where any SS is
+        accepted and the CPL becomes 0) lets the hypervisor switch stacks as the CPU
+        does during an interrupt from ring 3."""
+        uc = self.uc
+        cr0 = uc.reg_read(X.UC_X86_REG_CR0)
+        if cr0 & CR0_PE and (uc.reg_read(X.UC_X86_REG_SS) & 3 or uc.reg_read(X.UC_X86_REG_CS) & 3):
+            uc.reg_write(X.UC_X86_REG_CR0, cr0 & ~(CR0_PE | CR0_PG))
+            uc.reg_write(X.UC_X86_REG_SS, 0)
+            uc.reg_write(X.UC_X86_REG_CR0, cr0)
+        uc.reg_write(X.UC_X86_REG_SS, ss)
+        uc.reg_write(X.UC_X86_REG_ESP, esp)
+
+    def read_segment_descriptor(self, selector: int) -> Segment | None:
+        if selector & ~3 == 0:
+            return None
+        if selector & 4:   # LDT
+            _s, base, limit, _f = self.uc.reg_read(X.UC_X86_REG_LDTR)
+        else:
+            _s, base, limit, _f = self.uc.reg_read(X.UC_X86_REG_GDTR)
+        index = selector & ~7
+        if index + 7 > limit:
+            return None
+        return parse_segment(self.read_linear(base + index, 8))
+
+    def tss_stack(self, cpl: int, size: int) -> tuple[int, int]:
+        _sel, base, _limit, _flags = self.uc.reg_read(X.UC_X86_REG_TR)
+        if size == 4:
+            raw = self.read_linear(base + 4 + cpl * 8, 8)
+            return int.from_bytes(raw[4:6], "little"), int.from_bytes(raw[:4], "little")
+        raw = self.read_linear(base + 2 + cpl * 4, 4)
+        return int.from_bytes(raw[2:4], "little"), int.from_bytes(raw[:2], "little")
+
+    def translate(self, linear: int, write: bool = False, supervisor: bool = True) -> int:
+        """Linear -> guest-physical, through the guest's page tables when paging is on."""
+        uc = self.uc
+        cr0 = uc.reg_read(X.UC_X86_REG_CR0)
+        if not cr0 & CR0_PG:
+            return self.memory.mask(linear & 0xFFFFFFFF)
+        t = walk(self.memory, uc.reg_read(X.UC_X86_REG_CR3), uc.reg_read(X.UC_X86_REG_CR4),
+                 linear & 0xFFFFFFFF, write=write, user=not supervisor, wp=bool(cr0 & CR0_WP))
+        return t.gpa | (linear & (PAGE - 1))
+
+    def read_linear(self, linear: int, length: int) -> bytes:
+        out = bytearray()
+        while length:
+            n = min(length, PAGE - (linear & (PAGE - 1)))
+            out += self.memory.read(self.translate(linear), n)
+            linear += n
+            length -= n
+        return bytes(out)
+
+    def write_linear(self, linear: int, data: bytes, supervisor: bool = True) -> None:
+        pos = 0
+        while pos < len(data):
+            n = min(len(data) - pos, PAGE - (linear & (PAGE - 1)))
+            self.memory.write(self.translate(linear, write=True, supervisor=supervisor), data[pos:pos + n])
+            linear += n
+            pos += n
+
+    def linear_pc(self) -> int:
+        uc = self.uc
+        cs = uc.reg_read(X.UC_X86_REG_CS)
+        eip = uc.reg_read(X.UC_X86_REG_EIP)
+        if not uc.reg_read(X.UC_X86_REG_CR0) & CR0_PE:
+            return (cs << 4) + (eip & 0xFFFF)
+        seg = self.read_segment_descriptor(cs)
+        return ((seg.base if seg else 0) + eip) & 0xFFFFFFFF
+
+    # --- running --------------------------------------------------------------------------
+    def run(self, budget: int | None, wall_timeout_us: int | None) -> Exit:
+        clock = self.clock
+        start = clock.retired
+        if self._seen_generation != self.memory.generation:
+            self.mappings_changed()
+        while True:
+            with self._lock:
+                if self._stop_requested:
+                    self._stop_requested = False
+                    return StopExit()
+            if budget is not None:
+                remaining = budget - (clock.retired - start)
+                if remaining <= 0:
+                    return BudgetExit()
+                clock.arm(remaining)
+            else:
+                clock.disarm()
+            self._pending_vector = self._pending_fault = self._pending_crash = None
+            self._hook_stop = False
+            error: UcError | None = None
+            try:
+                self.uc.emu_start(self.linear_pc(), NO_UNTIL, wall_timeout_us or 0)
+            except UcError as e:
+                error = e
+            self.retired = clock.retired
+            outcome = self._after_run(error, budget is not None, wall_timeout_us)
+            if outcome is not None:
+                return outcome
+
+    def _after_run(self, error: UcError | None, budgeted: bool, wall: int | None) -> Exit | None:
+        """Decide what ended emu_start. None means: keep running (an interrupt was delivered)."""
+        try:
+            if self._pending_crash is not None:
+                return CrashExit(self._pending_crash)
+            if self._pending_fault is not None:
+                pf = self._pending_fault
+                self.uc.reg_write(X.UC_X86_REG_CR2, pf.linear)
+                self._fault(14, pf.error_code)
+                return None
+            if self._pending_vector is not None:
+                vector, software = self._pending_vector
+                self._fault(vector, 0 if not software else None, software)
+                return None
+            if error is not None:
+                if error.errno == UC_ERR_INSN_INVALID:
+                    self._fault(6)
+                    return None
+                if error.errno == UC_ERR_FETCH_UNMAPPED:
+                    return CrashExit(f"executing from device memory or unmapped memory at {self.linear_pc():#x}")
+                if error.errno == UC_ERR_EXCEPTION:
+                    return CrashExit(f"emulation error at {self.linear_pc():#x}: unhandled CPU exception")
+                return CrashExit(f"emulation error at {self.linear_pc():#x}: {error}")
+        except interrupts.TripleFault as tf:
+            return CrashExit(str(tf))
+        if self._hook_stop:
+            return StopExit()
+        with self._lock:
+            if self._stop_requested:
+                self._stop_requested = False
+                return StopExit()
+        if budgeted and self.clock.expired:
+            return BudgetExit()
+        if self._at_hlt():
+            return HltExit(bool(self.uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF))
+        return BudgetExit()
+
+    def _fault(self, vector: int, error_code: int | None = None, software: bool = False) -> None:
+        self.host.publish("cpu.fault" if not software else "irq.deliver", vector=vector,
+                          error_code=error_code, eip=self.uc.reg_read(X.UC_X86_REG_EIP),
+                          software=software)
+        interrupts.deliver(self, vector, error_code, software)
+
+    def _at_hlt(self) -> bool:
+        try:
+            return self.read_linear(self.linear_pc() - 1, 1) == b"\xf4"
+        except PageFault:
+            return False
+
+    def can_take_interrupt(self) -> bool:
+        return bool(self.uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF)
+
+    def interrupt(self, vector: int) -> None:
+        interrupts.deliver(self, vector)
+
+    def request_stop(self) -> None:
+        with self._lock:
+            self._stop_requested = True
+        self.uc.emu_stop()
+
+    def mappings_changed(self) -> None:
+        self._seen_generation = self.memory.generation
+        self.uc.ctl_flush_tlb()
+
+    def close(self) -> None:
+        self.uc = None  # type: ignore[assignment]
+
+    # --- hooks (run inside emu_start) --------------------------------------------------------
+    def _on_tlb_fill(self, uc: Uc, vaddr: int, access: int, entry, _data) -> bool:
+        write = access == UC_MEM_WRITE
+        linear = vaddr & 0xFFFFFFFF
+        perms = UC_PROT_ALL
+        cr0 = uc.reg_read(X.UC_X86_REG_CR0)
+        if cr0 & CR0_PG:
+            user = (uc.reg_read(X.UC_X86_REG_CS) & 3) == 3
+            try:
+                t = walk(self.memory, uc.reg_read(X.UC_X86_REG_CR3), uc.reg_read(X.UC_X86_REG_CR4),
+                         linear, write=write, user=user, fetch=access == UC_MEM_FETCH, wp=bool(cr0 & CR0_WP))
+            except PageFault as pf:
+                self._pending_fault = pf
+                return False
+            except NotImplementedError as e:
+                self._pending_crash = str(e)
+                return False
+            gpa = t.gpa
+            if not t.writable:
+                perms &= ~UC_PROT_WRITE
+        else:
+            gpa = linear & ~(PAGE - 1)
+        gpa = self.memory.mask(gpa)
+        hfn = self.memory.frame_for(gpa >> PAGE_SHIFT, write and bool(perms & UC_PROT_WRITE))
+        if hfn == NOT_PRESENT:
+            if access == UC_MEM_FETCH:
+                self._pending_crash = f"the guest jumped to {linear:#x}, which is not RAM (guest-physical {gpa:#x})"
+                return False
+            entry.paddr = MMIO_WINDOW + gpa
+            entry.perms = UC_PROT_READ | UC_PROT_WRITE
+            return True
+        if not self.memory.writable[gpa >> PAGE_SHIFT]:
+            perms &= ~UC_PROT_WRITE
+        entry.paddr = hfn << PAGE_SHIFT
+        entry.perms = perms
+        return True
+
+    def _on_mmio_read(self, uc: Uc, offset: int, size: int, _data) -> int:
+        ex = MmioExit(offset, size, False)
+        if self.host.handle_mmio(ex, self):
+            self._stop_soon()
+        return ex.value
+
+    def _on_mmio_write(self, uc: Uc, offset: int, size: int, value: int, _data) -> None:
+        if self.host.handle_mmio(MmioExit(offset, size, True, value), self):
+            self._stop_soon()
+
+    def _on_out(self, uc: Uc, port: int, size: int, value: int, _data) -> None:
+        if self.host.handle_io(IoExit(port, size, True, value), self):
+            self._stop_soon()
+
+    def _on_in(self, uc: Uc, port: int, size: int, _data) -> int:
+        ex = IoExit(port, size, False)
+        if self.host.handle_io(ex, self):
+            self._stop_soon()
+        return ex.value
+
+    def _on_interrupt(self, uc: Uc, intno: int, _data) -> None:
+        # ``int n`` arrives with EIP after the instruction; a fault with EIP at it.
+        software = self._is_software_int(intno)
+        self._pending_vector = (intno, software)
+        uc.emu_stop()
+
+    def _is_software_int(self, intno: int) -> bool:
+        try:
+            eip = self.linear_pc()
+            before = self.read_linear(eip - 2, 2)
+        except PageFault:
+            return False
+        return before == bytes((0xCD, intno)) or (intno == 3 and before[1:] == b"\xcc") \
+            or (intno == 4 and before[1:] == b"\xce")
+
+    def _stop_soon(self) -> None:
+        """Stop at the end of the current translation block (Unicorn's granularity)."""
+        self._hook_stop = True
+        self.uc.emu_stop()

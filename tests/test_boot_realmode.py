@@ -1,0 +1,150 @@
+"""Booting from the MBR in real mode: firmware, BIOS services, power-off paths."""
+from __future__ import annotations
+
+import pytest
+from asm import disk_image, needs_as
+
+from sandbox.api import Machine
+
+pytestmark = needs_as
+
+PRINT_SERIAL = """
+    mov $0x3f8, %dx
+    mov $msg, %si
+1:  lodsb
+    test %al, %al
+    jz 2f
+    out %al, %dx
+    jmp 1b
+2:
+"""
+
+
+def run_image(tmp_path, source, **kw):
+    img = disk_image(tmp_path / "boot.img", source)
+    m = Machine.from_image(img, **kw)
+    m.power_on()
+    outcome = m.run(wall_timeout_s=20)
+    vm = m.vm()
+    return m, vm, outcome
+
+
+def test_serial_output_and_acpi_power_off(tmp_path):
+    m, vm, outcome = run_image(tmp_path, PRINT_SERIAL + """
+    mov $0x604, %dx
+    mov $0x2000, %ax
+    out %ax, %dx
+    cli
+    hlt
+msg: .asciz "hello, serial\\n"
+""")
+    assert outcome == "stopped"
+    assert vm.console == b"hello, serial\n"
+    assert vm.state.value == "powered_off" and vm.exit_status == 0
+    assert "ACPI" in vm.exit_reason
+
+
+def test_boot_drive_in_dl_and_stack(tmp_path):
+    m, vm, _ = run_image(tmp_path, """
+    mov %dl, %al
+    mov $0xf4, %dx
+    out %al, %dx
+""")
+    # isa-debug-exit: status = (value << 1) | 1, with DL = 0x80 (first hard disk)
+    assert vm.exit_status == (0x80 << 1) | 1
+
+
+def test_int10_teletype_writes_vga_text(tmp_path):
+    m, vm, _ = run_image(tmp_path, """
+    mov $msg, %si
+1:  lodsb
+    test %al, %al
+    jz 2f
+    mov $0x0e, %ah
+    int $0x10
+    jmp 1b
+2:  cli
+    hlt
+msg: .asciz "Hi VGA\\r\\nline two"
+""")
+    screen = vm.screen()
+    assert screen[0].startswith("Hi VGA")
+    assert screen[1].startswith("line two")
+    assert vm.state.value == "powered_off"
+    assert "cli; hlt" in vm.exit_reason
+
+
+def test_cli_hlt_is_power_off(tmp_path):
+    m, vm, _ = run_image(tmp_path, "cli\nhlt\n")
+    assert vm.state.value == "powered_off" and vm.exit_status == 0
+
+
+def test_timer_interrupt_wakes_hlt_in_real_mode(tmp_path):
+    # With interrupts on, HLT waits for the BIOS timer (IRQ 0, 18.2 Hz); the BIOS
+    # handler counts ticks at 0x46C. Wait for 3 ticks, then report them.
+    m, vm, _ = run_image(tmp_path, """
+    sti
+1:  hlt
+    mov 0x46c, %ax
+    cmp $3, %ax
+    jb 1b
+    mov $0xf4, %dx
+    out %al, %dx
+""")
+    assert vm.exit_status == (3 << 1) | 1
+    # 3 ticks of a 1.193182 MHz / 65536 timer: about 165 ms of guest time
+    assert 150e6 < vm.clock.now() < 200e6
+
+
+def test_software_interrupt_through_ivt(tmp_path):
+    # Install our own handler for int 0x42 in the IVT and call it.
+    m, vm, _ = run_image(tmp_path, """
+    xor %ax, %ax
+    mov %ax, %ds
+    movw $handler, 0x42*4
+    movw $0, 0x42*4+2
+    mov $5, %bl
+    int $0x42
+    mov %bl, %al
+    mov $0xf4, %dx
+    out %al, %dx
+handler:
+    add $10, %bl
+    iret
+""")
+    assert vm.exit_status == (15 << 1) | 1
+
+
+def test_int13_extended_read_loads_sector(tmp_path):
+    src = """
+    mov $dap, %si
+    mov $0x42, %ah
+    int $0x13
+    jc fail
+    mov 0x8000, %al
+    mov $0xf4, %dx
+    out %al, %dx
+fail:
+    mov $0xEE, %al
+    mov $0xf4, %dx
+    out %al, %dx
+dap: .byte 16, 0
+    .word 1, 0x8000, 0
+    .quad 1
+"""
+    from asm import boot_sector
+    img = tmp_path / "d.img"
+    img.write_bytes(boot_sector(src) + bytes([0x2A]) + bytes(511))
+    m = Machine.from_image(img)
+    m.power_on()
+    m.run(wall_timeout_s=20)
+    assert m.vm().exit_status == (0x2A << 1) | 1
+
+
+def test_missing_boot_signature_is_refused(tmp_path):
+    from sandbox.errors import ImageError
+    img = tmp_path / "nosig.img"
+    img.write_bytes(bytes(512))
+    m = Machine.from_image(img)
+    with pytest.raises(ImageError, match="0x55AA"):
+        m.power_on()
