@@ -14,12 +14,13 @@ import threading
 
 from unicorn import (UC_ARCH_X86, UC_ERR_EXCEPTION, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
                      UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE,
-                     UC_MODE_16, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
+                     UC_MODE_32, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
                      UC_TLB_VIRTUAL, Uc, UcError)
 from unicorn import x86_const as X
 
 from sandbox.backends.base import CR0_PE, CR0_PG, CR0_WP, EFLAGS_IF, FlatProtectedMode, VCpuBackend, VCpuHost
 from sandbox.backends.unicorn import interrupts
+from sandbox.backends.unicorn.fault_address import fault_address
 try:
     from sandbox.backends.unicorn.icount import InstructionClock
 except ImportError:  # TEMPORARY until icount.py lands
@@ -62,7 +63,7 @@ from sandbox.vm.memory import NOT_PRESENT
 from sandbox.vm.paging import PF_FETCH, PF_PRESENT, PF_USER, PF_WRITE, PageFault, walk
 
 MMIO_WINDOW = 1 << 32           # engine-physical base of the 4 GiB MMIO window
-NO_UNTIL = 0xFFFFFFFFFFFFFFFF   # emu_start needs an end address; this one is never reached
+NO_UNTIL = 0                    # ignored: the engine runs with an empty exit list
 
 _REG = {
     "eax": X.UC_X86_REG_EAX, "ebx": X.UC_X86_REG_EBX, "ecx": X.UC_X86_REG_ECX,
@@ -83,8 +84,12 @@ class UnicornVCpu(VCpuBackend):
         super().__init__(host, index)
         mem = host.memory
         self.memory = mem
-        uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_16)
+        uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        # No "until" address: emu_start would translate its page (a spurious TLB fill
+        # that can page-fault the guest). An empty exit list means "run until stopped".
+        uc.ctl_exits_enabled(True)
+        uc.ctl_set_exits([])
         uc.mem_map_ptr(0, mem.pool.frames * PAGE, UC_PROT_ALL, mem.pool.address)
         uc.mmio_map(MMIO_WINDOW, 1 << 32, self._on_mmio_read, None, self._on_mmio_write, None)
         uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
@@ -234,7 +239,10 @@ class UnicornVCpu(VCpuBackend):
             self._hook_stop = False
             error: UcError | None = None
             try:
-                self.uc.emu_start(self.linear_pc(), NO_UNTIL, wall_timeout_us or 0)
+                # In 32-bit mode Unicorn takes ``begin`` as the new EIP (an offset in
+                # CS, whatever the CPU mode); in its 16-bit mode it would subtract
+                # CS*16 even in protected mode, so the engine is always created 32-bit.
+                self.uc.emu_start(self.uc.reg_read(X.UC_X86_REG_EIP), NO_UNTIL, wall_timeout_us or 0)
             except UcError as e:
                 error = e
             self.retired = clock.retired
@@ -249,7 +257,7 @@ class UnicornVCpu(VCpuBackend):
                 return CrashExit(self._pending_crash)
             if self._pending_fault is not None:
                 pf = self._pending_fault
-                self.uc.reg_write(X.UC_X86_REG_CR2, pf.linear)
+                self.uc.reg_write(X.UC_X86_REG_CR2, fault_address(self, pf.linear))
                 self._fault(14, pf.error_code)
                 return None
             if self._pending_vector is not None:

@@ -103,21 +103,23 @@ def _deliver_protected_mode(cpu: "UnicornVCpu", regs: dict[str, int], vector: in
     new_cpl = target.dpl if not target.access & 0x04 else cpl   # conforming code keeps CPL
     push_error = vector in ERROR_CODE_VECTORS and not software
     size = 4 if gate.is_32bit else 2
-    frame = [regs["eflags"], regs["cs"], regs["eip"]]
+    # Pushed in this order: [SS, ESP,] EFLAGS, CS, EIP[, error code]. In memory the
+    # last push is at the lowest address, which is where IRET starts popping.
+    pushes = [regs["eflags"], regs["cs"], regs["eip"]]
     if new_cpl < cpl:
         ss0, esp0 = cpu.tss_stack(new_cpl, size)
         ss_desc = cpu.read_segment_descriptor(ss0)
         if ss_desc is None or not ss_desc.present:
             raise DeliveryFault(10, f"TSS ring-{new_cpl} stack selector {ss0:#x} is not present")
-        frame = [regs["ss"], regs["esp"]] + frame
+        pushes = [regs["ss"], regs["esp"]] + pushes
         stack_base, sp = ss_desc.base, esp0
     else:
         ss_desc = cpu.read_segment_descriptor(regs["ss"])
         stack_base, sp = (ss_desc.base if ss_desc else 0), regs["esp"]
         ss0 = None
     if push_error:
-        frame.append(error_code or 0)
-    data = b"".join((v & ((1 << (8 * size)) - 1)).to_bytes(size, "little") for v in frame)
+        pushes.append(error_code or 0)
+    data = b"".join((v & ((1 << (8 * size)) - 1)).to_bytes(size, "little") for v in reversed(pushes))
     sp = (sp - len(data)) & 0xFFFFFFFF
     try:
         cpu.write_linear(stack_base + sp, data, supervisor=True)
