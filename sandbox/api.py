@@ -58,6 +58,10 @@ class Machine:
     def run_for(self, guest_ns: int, wall_timeout_s: float | None = None) -> str:
         return self.run(self.now_ns + guest_ns, wall_timeout_s)
 
+    def step(self, vm_name: str | None = None, vcpu: int = 0):
+        """Execute exactly one guest instruction; returns the exit record."""
+        return self.vm(vm_name).step_vcpu(vcpu)
+
     def attach_console(self, vm_name: str, sink: Callable[[bytes], None]) -> None:
         self.vms[vm_name].console_sinks.append(sink)
 

@@ -88,6 +88,14 @@ class VCpuBackend(abc.ABC):
         """Run guest code until an exit. ``budget``: guest instructions (deterministic
         engines); ``wall_timeout_us``: wall-clock slice (fast mode)."""
 
+    def step(self) -> "Exit":
+        """Execute exactly one guest instruction (the debugger's single step)."""
+        raise NotImplementedError(f"the {self.engine} backend cannot single-step")
+
+    def read_linear(self, linear: int, length: int) -> bytes:
+        """Read guest memory at a linear address (through the guest's paging)."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def can_take_interrupt(self) -> bool:
         """EFLAGS.IF is set (and no interrupt shadow): an external interrupt may be delivered."""

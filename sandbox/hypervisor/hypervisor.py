@@ -1,9 +1,7 @@
-"""The hypervisor: owns the host, the VMs, the memory manager and the scheduler loop.
+"""The hypervisor: owns the host, the VMs, the memory manager and the scheduler.
 
-This is the middle layer of the seed diagram. ``run`` is the scheduler's main loop:
-in each round every physical CPU runs one runnable vCPU for a quantum of guest time;
-when every vCPU is halted, guest time jumps to the next timer deadline (an idle host
-costs nothing).
+This is the middle layer of the seed diagram. ``run`` repeats scheduling rounds
+(``scheduler.py``) until every VM has stopped or a limit is reached.
 """
 from __future__ import annotations
 
@@ -16,8 +14,8 @@ from sandbox.events import EventBus
 from sandbox.host.host import Host
 from sandbox.hypervisor.backends import ENGINES
 from sandbox.hypervisor.memory_manager import MemoryManager
+from sandbox.hypervisor.scheduler import Scheduler
 from sandbox.vm.machine import VirtualMachine, VmState
-from sandbox.vm.vcpu import VCpu, VCpuState
 
 
 class Hypervisor:
@@ -38,8 +36,7 @@ class Hypervisor:
         self.vms: dict[str, VirtualMachine] = {}
         for vm_config in config.vms:
             self.vms[vm_config.name] = VirtualMachine(vm_config, self)
-        self._rr = 0
-        self.rounds = 0
+        self.scheduler = Scheduler(self)
 
     def _publish_for_vm(self, kind: str, vm: str | None = None, **data: object) -> None:
         vm_obj = self.vms.get(vm) if vm else None
@@ -77,60 +74,8 @@ class Hypervisor:
                 return "timeout"
             if should_stop is not None and should_stop():
                 return "interrupted"
-            if not self._round(active, until_ns):
+            if not self.scheduler.round(active, until_ns):
                 return "idle"
-
-    def _round(self, active: list[VirtualMachine], until_ns: int | None) -> bool:
-        """One scheduling round. False when nothing can ever run again."""
-        runnable = [c for vm in active for c in vm.vcpus if c.state == VCpuState.RUNNABLE]
-        if not runnable:
-            return self._idle(active, until_ns)
-        start = self.now_ns
-        end = start + self.quantum_ns
-        if until_ns is not None:
-            end = min(end, until_ns)
-        pcpus = self.host.cpus
-        n = len(runnable)
-        chosen = [runnable[(self._rr + i) % n] for i in range(min(len(pcpus), n))]
-        self._rr = (self._rr + len(chosen)) % max(1, n)
-        for pcpu, vcpu in zip(pcpus, chosen):
-            self._run_on(pcpu, vcpu, start, end)
-        for vcpu in runnable:
-            if vcpu not in chosen:
-                vcpu.stats.ready_ns += end - start
-        self.now_ns = end
-        for vm in active:
-            vm.clock.set(end)
-            if vm.active:
-                vm.advance_devices(end)
-        self.rounds += 1
-        return True
-
-    def _run_on(self, pcpu, vcpu: VCpu, start: int, end: int) -> None:
-        vm = self.vms[vcpu.vm_name]
-        vm.clock.set(start)
-        pcpu.current = vcpu.name
-        if self.events.wants("sched.switch"):
-            self.events.publish("sched.switch", vm=vm.name, time_ns=start, pcpu=pcpu.index,
-                                vcpu=vcpu.index, reason="quantum")
-        vm.run_vcpu(vcpu, end)
-        ran = max(0, vm.clock.now() - start)
-        pcpu.busy_ns += ran
-        vcpu.stats.run_ns += ran
-        pcpu.current = None
-
-    def _idle(self, active: list[VirtualMachine], until_ns: int | None) -> bool:
-        deadlines = [d for vm in active if (d := vm.next_deadline()) is not None]
-        if not deadlines:
-            return False
-        nxt = max(min(deadlines), self.now_ns + 1)
-        if until_ns is not None:
-            nxt = min(nxt, until_ns)
-        self.now_ns = nxt
-        for vm in active:
-            vm.clock.set(nxt)
-            vm.advance_devices(nxt)
-        return True
 
     def timeout_all(self, reason: str) -> None:
         for vm in self.active_vms:

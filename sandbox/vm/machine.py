@@ -261,6 +261,24 @@ class VirtualMachine:
             if vcpu.state == VCpuState.RUNNING:
                 vcpu.state = VCpuState.RUNNABLE
 
+    def step_vcpu(self, index: int = 0) -> Exit:
+        """Execute exactly one instruction on vCPU ``index`` (for the debugger/GUI)."""
+        vcpu = self.vcpus[index]
+        if not self.active:
+            raise SandboxError(f"VM {self.name} is not running")
+        self.clock.start(vcpu.backend, self.clock.base_ns)
+        try:
+            self.advance_devices(self.clock.now())
+            self.deliver_interrupts(vcpu)
+            exit = vcpu.backend.step()
+            vcpu.count_exit(exit.kind)
+            if exit.kind != "step":
+                EXIT_ACTIONS[exit.kind](self, vcpu, exit)
+            self._apply_pending()
+        finally:
+            self.clock.stop()
+        return exit
+
     def _apply_pending(self) -> None:
         if self._pending is None:
             return

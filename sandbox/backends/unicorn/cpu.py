@@ -58,7 +58,7 @@ except ImportError:  # TEMPORARY until icount.py lands
             self.expired = False
 from sandbox.host.ram import PAGE, PAGE_SHIFT
 from sandbox.vm.descriptors import Segment, parse_segment
-from sandbox.vm.exits import (BudgetExit, CrashExit, Exit, HltExit, IoExit, MmioExit, StopExit)
+from sandbox.vm.exits import BudgetExit, CrashExit, Exit, HltExit, IoExit, MmioExit, StepExit, StopExit
 from sandbox.vm.memory import NOT_PRESENT
 from sandbox.vm.paging import PF_FETCH, PF_PRESENT, PF_USER, PF_WRITE, PageFault, walk
 
@@ -249,6 +249,24 @@ class UnicornVCpu(VCpuBackend):
             outcome = self._after_run(error, budget is not None, wall_timeout_us)
             if outcome is not None:
                 return outcome
+
+    def step(self) -> Exit:
+        """One instruction, with Unicorn's instruction counter (slow, exact)."""
+        before = self.clock.retired
+        self._pending_vector = self._pending_fault = self._pending_crash = None
+        self._hook_stop = False
+        self.clock.disarm()
+        error: UcError | None = None
+        try:
+            self.uc.emu_start(self.uc.reg_read(X.UC_X86_REG_EIP), NO_UNTIL, 0, 1)
+        except UcError as e:
+            error = e
+        self.clock.account(self.clock.retired - before, 1)
+        self.retired = self.clock.retired
+        outcome = self._after_run(error, False, None)
+        if isinstance(outcome, BudgetExit) or outcome is None:
+            return StepExit(self.linear_pc(), "step")
+        return outcome
 
     def _after_run(self, error: UcError | None, budgeted: bool, wall: int | None) -> Exit | None:
         """Decide what ended emu_start. None means: keep running (an interrupt was delivered)."""
