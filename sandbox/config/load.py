@@ -44,7 +44,7 @@ def build_vm(values: dict[str, Any], where: str, base: Path | None) -> VmConfig:
         raise ConfigError(f"{where}: needs 'disk' or 'kernel'")
     for key in ("disk", "kernel"):
         if key in checked and not checked[key].is_file():
-            raise ConfigError(f"{where}: {key} '{checked[key]}' not found")
+            raise ConfigError(f"{where}: {key} '{values[key]}' not found (looked for {checked[key]})")
     if "input" in checked:
         checked["input"] = unescape(checked["input"])
     return VmConfig(**checked)
