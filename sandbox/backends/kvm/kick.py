@@ -25,14 +25,11 @@ about 0.1 ms, which is fine for scheduler slices of a few milliseconds.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 import signal
 import threading
 import time
-from typing import Callable
-
 from sandbox.backends.kvm.errors import KvmError
+from sandbox.backends.slice_timer import SLICE_TIMER, SliceTimer, Ticket  # noqa: F401
 
 KICK_SIGNAL = signal.SIGUSR1
 
@@ -58,58 +55,6 @@ def kick_thread(thread_id: int) -> None:
     signal.pthread_kill(thread_id, KICK_SIGNAL)
 
 
-class SliceTimer:
-    """One helper thread that calls ``fire()`` callbacks at their deadlines."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, "Ticket"]] = []
-        self._cond = threading.Condition()
-        self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def arm(self, seconds: float, fire: Callable[[], None]) -> "Ticket":
-        ticket = Ticket(fire)
-        with self._cond:
-            entry = (time.monotonic() + seconds, next(self._seq), ticket)
-            heapq.heappush(self._heap, entry)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="kvm-slice-timer", daemon=True)
-                self._thread.start()
-            if self._heap[0] is entry:
-                self._cond.notify()
-        return ticket
-
-    def _loop(self) -> None:
-        with self._cond:
-            while True:
-                while self._heap and self._heap[0][2].cancelled:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                delay = self._heap[0][0] - time.monotonic()
-                if delay > 0:
-                    self._cond.wait(delay)
-                    continue
-                _deadline, _seq, ticket = heapq.heappop(self._heap)
-                if not ticket.cancelled:
-                    ticket.cancelled = True
-                    ticket.fire()
-
-
-class Ticket:
-    """An armed deadline; ``cancel()`` is cheap (the helper drops it lazily)."""
-    __slots__ = ("fire", "cancelled")
-
-    def __init__(self, fire: Callable[[], None]) -> None:
-        self.fire = fire
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-SLICE_TIMER = SliceTimer()
 
 if threading.current_thread() is threading.main_thread():
     install_kick_handler()

@@ -19,6 +19,7 @@ from unicorn import (UC_ARCH_X86, UC_ERR_EXCEPTION, UC_ERR_FETCH_UNMAPPED, UC_ER
 from unicorn import x86_const as X
 
 from sandbox.backends.base import CR0_PE, CR0_PG, CR0_WP, EFLAGS_IF, FlatProtectedMode, VCpuBackend, VCpuHost
+from sandbox.backends.slice_timer import SLICE_TIMER
 from sandbox.backends.unicorn import interrupts
 from sandbox.backends.unicorn.fault_address import fault_address
 try:
@@ -99,6 +100,8 @@ class UnicornVCpu(VCpuBackend):
         self.clock = InstructionClock(uc)
         self._lock = threading.Lock()
         self._stop_requested = False
+        self._wall_slice_over = False
+        self._hook_stop = False
         self._pending_vector: int | None = None    # int n / CPU exception seen by the hook
         self._pending_fault: PageFault | None = None
         self._pending_crash: str | None = None
@@ -236,15 +239,19 @@ class UnicornVCpu(VCpuBackend):
             else:
                 clock.disarm()
             self._pending_vector = self._pending_fault = self._pending_crash = None
-            self._hook_stop = False
+            self._hook_stop = self._wall_slice_over = False
             error: UcError | None = None
+            ticket = SLICE_TIMER.arm(wall_timeout_us / 1e6, self._slice_over) if wall_timeout_us else None
             try:
                 # In 32-bit mode Unicorn takes ``begin`` as the new EIP (an offset in
                 # CS, whatever the CPU mode); in its 16-bit mode it would subtract
                 # CS*16 even in protected mode, so the engine is always created 32-bit.
-                self.uc.emu_start(self.uc.reg_read(X.UC_X86_REG_EIP), NO_UNTIL, wall_timeout_us or 0)
+                self.uc.emu_start(self.uc.reg_read(X.UC_X86_REG_EIP), NO_UNTIL)
             except UcError as e:
                 error = e
+            finally:
+                if ticket is not None:
+                    ticket.cancel()
             self.retired = clock.retired
             outcome = self._after_run(error, budget is not None, wall_timeout_us)
             if outcome is not None:
@@ -301,6 +308,8 @@ class UnicornVCpu(VCpuBackend):
                 return StopExit()
         if budgeted and self.clock.expired:
             return BudgetExit()
+        if self._wall_slice_over:
+            return BudgetExit()
         if self._at_hlt():
             return HltExit(bool(self.uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF))
         return BudgetExit()
@@ -322,6 +331,11 @@ class UnicornVCpu(VCpuBackend):
 
     def interrupt(self, vector: int) -> None:
         interrupts.deliver(self, vector)
+
+    def _slice_over(self) -> None:
+        """Called by the slice timer's thread when a wall-clock slice ends."""
+        self._wall_slice_over = True
+        self.uc.emu_stop()
 
     def request_stop(self) -> None:
         with self._lock:
