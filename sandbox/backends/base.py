@@ -47,6 +47,9 @@ class VCpuHost(Protocol):
     def publish(self, kind: str, **data: Any) -> None:
         ...
 
+    def traced(self, kind: str) -> bool:
+        """Does anyone listen to ``kind``? (skip building frequent events otherwise)"""
+
 
 @dataclass
 class FlatProtectedMode:

@@ -25,8 +25,23 @@ COMMANDS: tuple[Command, ...] = (
     Command("bench", "sandbox.cli.bench_cmd", "Measure the hypervisor against the raw engines."),
     Command("guests", "sandbox.cli.guests_cmd", "Build the shipped guest OS images from their sources."),
     Command("disk", "sandbox.cli.disk_cmd", "Create, inspect, snapshot and convert virtual disks."),
+    Command("lesson", "sandbox.cli.lesson_cmd", "List the lessons and play one step by step."),
+    Command("lab", "sandbox.cli.lab_cmd", "Start, check and grade the pytest-graded labs."),
     Command("doctor", "sandbox.cli.doctor_cmd", "Say what this machine offers (KVM, engines, clocks)."),
 )
+
+
+class _Broken:
+    """Stands in for a subcommand module that failed to import."""
+
+    def __init__(self, name: str, error: ImportError) -> None:
+        self.name, self.error = name, error
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise SandboxError(f"the '{self.name}' command cannot load: {self.error}")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
@@ -38,9 +53,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
         try:
             module = importlib.import_module(cmd.module)
         except ImportError as e:
-            if e.name != cmd.module:
-                raise
-            continue                      # a subcommand that has not landed yet
+            if e.name == cmd.module:
+                continue                  # a subcommand that is not part of this build
+            module = _Broken(cmd.name, e)   # one broken command must not take down the others
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         module.add_arguments(p)
         modules[cmd.name] = module

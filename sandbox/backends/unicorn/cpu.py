@@ -20,8 +20,9 @@ from unicorn import x86_const as X
 
 from sandbox.backends.base import CR0_PE, CR0_PG, CR0_WP, EFLAGS_IF, FlatProtectedMode, VCpuBackend, VCpuHost
 from sandbox.backends.slice_timer import SLICE_TIMER
-from sandbox.backends.unicorn import interrupts
+from sandbox.vm import interrupt_delivery as interrupts   # architectural delivery, shared with KVM
 from sandbox.backends.unicorn.fault_address import fault_address
+from sandbox.backends.unicorn.registers import RegisterFile
 try:
     from sandbox.backends.unicorn.icount import InstructionClock
 except ImportError:  # TEMPORARY until icount.py lands
@@ -98,6 +99,7 @@ class UnicornVCpu(VCpuBackend):
         uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         self.clock = InstructionClock(uc)
+        self._regfile = RegisterFile(uc, _REG)
         self._lock = threading.Lock()
         self._stop_requested = False
         self._wall_slice_over = False
@@ -109,8 +111,7 @@ class UnicornVCpu(VCpuBackend):
 
     # --- registers ------------------------------------------------------------------
     def get_regs(self) -> dict[str, int]:
-        rr = self.uc.reg_read
-        return {name: rr(reg) for name, reg in _REG.items()}
+        return self._regfile.read()
 
     def set_regs(self, **regs: int) -> None:
         for name, value in regs.items():
@@ -315,9 +316,10 @@ class UnicornVCpu(VCpuBackend):
         return BudgetExit()
 
     def _fault(self, vector: int, error_code: int | None = None, software: bool = False) -> None:
-        self.host.publish("cpu.fault" if not software else "irq.deliver", vector=vector,
-                          error_code=error_code, eip=self.uc.reg_read(X.UC_X86_REG_EIP),
-                          software=software)
+        kind = "irq.deliver" if software else "cpu.fault"
+        if software is False or self.host.traced(kind):
+            self.host.publish(kind, vector=vector, error_code=error_code,
+                              eip=self.uc.reg_read(X.UC_X86_REG_EIP), software=software)
         interrupts.deliver(self, vector, error_code, software)
 
     def _at_hlt(self) -> bool:
