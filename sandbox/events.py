@@ -56,6 +56,7 @@ _kind("exit.hlt", Layer.HYPERVISOR, "The guest executed HLT: the vCPU blocks unt
 _kind("exit.hypercall", Layer.HYPERVISOR, "The guest called the hypervisor directly through the paravirtual hypercall port.")
 _kind("exit.bios", Layer.HYPERVISOR, "A BIOS service call trapped into the virtual firmware.")
 _kind("io.unknown_port", Layer.HYPERVISOR, "The guest used an I/O port no device claims: reads give 0xFF, writes are ignored.")
+_kind("io.virtio_error", Layer.HYPERVISOR, "A virtio driver broke the virtqueue rules: the device stops and asks for a reset.")
 _kind("irq.raise", Layer.HYPERVISOR, "A device raised an interrupt line on the virtual interrupt controller.")
 _kind("irq.deliver", Layer.VM, "An interrupt or exception was delivered to the guest through its IVT/IDT.")
 _kind("cpu.fault", Layer.VM, "The guest caused a CPU exception.")

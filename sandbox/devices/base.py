@@ -49,6 +49,7 @@ class DeviceContext:
     set_a20: Callable[[bool], None] = _nothing
     read_guest: Callable[[int, int], bytes] = lambda addr, n: bytes(n)    # guest-physical
     write_guest: Callable[[int, bytes], None] = _nothing
+    memory: Any = None            # the VM's GuestMemory, for devices that do DMA (virtio)
 
 
 class Device:

@@ -113,7 +113,7 @@ class VirtualMachine:
         ctx = DeviceContext(
             vm_name=self.name, clock=self.clock.now, publish=self.publish, irq=self._irq_line,
             power_off=self.power_off, reset=self.request_reset, set_a20=self.set_a20,
-            read_guest=self.memory.read, write_guest=self.memory.write)
+            read_guest=self.memory.read, write_guest=self.memory.write, memory=self.memory)
         parts = MachineParts(disk=self.disk, memory_mib=self.config.memory_mib)
         for spec in PC_DEVICES:
             dev = spec.factory(spec.name, ctx, parts)
