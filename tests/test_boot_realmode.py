@@ -148,3 +148,34 @@ def test_missing_boot_signature_is_refused(tmp_path):
     m = Machine.from_image(img)
     with pytest.raises(ImageError, match="0x55AA"):
         m.power_on()
+
+
+def test_unknown_port_reads_ff_and_is_reported_once(tmp_path):
+    from sandbox.events import EventRecorder
+    img = disk_image(tmp_path / "u.img", """
+    mov $0x123, %dx
+    in %dx, %al
+    in %dx, %al
+    out %al, %dx
+    mov $0xf4, %dx
+    out %al, %dx
+""")
+    m = Machine.from_image(img)
+    rec = EventRecorder(m.events, ["io.unknown_port"])
+    m.power_on()
+    m.run(wall_timeout_s=20)
+    assert m.vm().exit_status == (0xFF << 1) | 1
+    assert [e.data["port"] for e in rec.events] == [0x123]
+
+
+def test_access_beyond_ram_is_open_bus_and_an_isolation_event(tmp_path):
+    from sandbox.events import EventRecorder
+    # (the guest-driven version is in test_protected_mode.py)
+    m = Machine.from_image(disk_image(tmp_path / "o.img", "cli\nhlt\n"))
+    rec = EventRecorder(m.events, ["mem.isolation"])
+    m.power_on()
+    vm = m.vm()
+    assert vm.memory.read(0x3000000, 4) == b"\xff" * 4
+    vm.memory.write(0x3000000, b"\x00")
+    assert vm.memory.read(0x3000000, 1) == b"\xff"
+    assert rec.events and rec.events[0].data["gpa"] == 0x3000000

@@ -225,3 +225,25 @@ pf:
 pf_count: .long 0
 """)
     assert vm.exit_status == (1 << 1) | 1, vm.exit_reason
+
+
+def test_wild_access_beyond_ram_reads_open_bus(tmp_path):
+    from sandbox.events import EventRecorder
+    image = assemble(program("""
+    movl $0x12345678, 0x3000000      # 48 MiB: this 16 MiB VM has no RAM there
+    mov 0x3000000, %eax
+    cmp $0xffffffff, %eax
+    jne 1f
+    mov $0x42, %al
+    jmp exit_al
+1:  mov $0x13, %al
+    jmp exit_al
+"""), 0x7C00)
+    img = tmp_path / "w.img"
+    img.write_bytes(image + bytes(32 * 512 - len(image)))
+    m = Machine.from_image(img)
+    rec = EventRecorder(m.events, ["mem.isolation"])
+    m.power_on()
+    m.run(wall_timeout_s=20)
+    assert m.vm().exit_status == (0x42 << 1) | 1
+    assert {e.data["gpa"] for e in rec.events} >= {0x3000000}
