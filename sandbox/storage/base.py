@@ -24,7 +24,8 @@ class BlockImage(Protocol):
         """Read ``length`` bytes at ``offset``; past the end reads zeros."""
 
     def write(self, offset: int, data: bytes) -> None:
-        """Write; raises ``PermissionError`` on a read-only image."""
+        """Write; raises ``PermissionError`` on a read-only image and ``ImageError``
+        past the end (virtual disks have a fixed size)."""
 
     def flush(self) -> None:
         """Make every acknowledged write durable (fsync)."""

@@ -39,10 +39,13 @@ class RawImage:
         return data + bytes(length - len(data))
 
     def write(self, offset: int, data: bytes) -> None:
+        """Write inside the disk; a virtual disk never grows (a guest writing past its
+        end gets an error from its device model, as on a real disk)."""
         if self.readonly:
             raise PermissionError(f"{self.path} is read-only")
+        if offset + len(data) > self._size:
+            raise ImageError(f"{self.path}: write past the end of the disk ({offset + len(data)} > {self._size})")
         os.pwrite(self._fd, data, offset)
-        self._size = max(self._size, offset + len(data))
 
     def flush(self) -> None:
         if not self.readonly:
@@ -52,3 +55,9 @@ class RawImage:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def __enter__(self) -> "RawImage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
