@@ -7,6 +7,8 @@ continuation runs each time the guest has moved one DRQ block through the data p
 """
 from __future__ import annotations
 
+from sandbox.errors import ImageError
+
 from typing import TYPE_CHECKING, Callable
 
 from sandbox.devices.ata_identify import MAX_MULTIPLE, Geometry, identify_page
@@ -45,7 +47,7 @@ def read_sectors(disk: "AtaDisk", code: int) -> None:
     lba, count = span
     try:
         data = disk.image.read(lba * SECTOR, count * SECTOR)
-    except OSError:
+    except (OSError, ImageError):
         disk.abort()
         return
     disk.ctx.publish("disk.read", lba=lba, count=count)
@@ -92,7 +94,7 @@ def _after_write_block(disk: "AtaDisk") -> None:
     data = disk.transfer_buffer()
     try:
         disk.image.write(x.lba * SECTOR, data)
-    except OSError:                            # PermissionError included
+    except (OSError, ImageError):              # PermissionError included; a corrupt image
         disk.abort()
         return
     n = len(data) // SECTOR
