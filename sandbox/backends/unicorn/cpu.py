@@ -23,41 +23,7 @@ from sandbox.backends.slice_timer import SLICE_TIMER
 from sandbox.vm import interrupt_delivery as interrupts   # architectural delivery, shared with KVM
 from sandbox.backends.unicorn.fault_address import fault_address
 from sandbox.backends.unicorn.registers import RegisterFile
-try:
-    from sandbox.backends.unicorn.icount import InstructionClock
-except ImportError:  # TEMPORARY until icount.py lands
-    from unicorn import UC_HOOK_BLOCK
-
-    class InstructionClock:  # type: ignore[no-redef]
-        kind = "python"
-
-        def __init__(self, uc):
-            import capstone
-            self._cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
-            self.retired = 0
-            self.expired = False
-            self._left = None
-            self._cache = {}
-            uc.hook_add(UC_HOOK_BLOCK, self._on_block)
-
-        def _on_block(self, uc, addr, size, _):
-            n = self._cache.get((addr, size))
-            if n is None:
-                n = self._cache[(addr, size)] = max(1, size // 3)
-            self.retired += n
-            if self._left is not None:
-                self._left -= n
-                if self._left <= 0:
-                    self.expired = True
-                    uc.emu_stop()
-
-        def arm(self, budget):
-            self._left = budget
-            self.expired = False
-
-        def disarm(self):
-            self._left = None
-            self.expired = False
+from sandbox.backends.unicorn.icount import InstructionClock
 from sandbox.host.ram import PAGE, PAGE_SHIFT
 from sandbox.vm.descriptors import Segment, parse_segment
 from sandbox.vm.exits import BudgetExit, CrashExit, Exit, HltExit, IoExit, MmioExit, StepExit, StopExit
