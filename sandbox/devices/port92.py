@@ -19,10 +19,10 @@ class Port92(Device):
 
     def __init__(self, name: str, ctx: DeviceContext | None = None) -> None:
         super().__init__(name, ctx)
-        self.value = 0
+        self.value = A20   # the firmware leaves A20 on, as SeaBIOS does
 
     def reset(self) -> None:
-        self.value = 0
+        self.value = A20   # the firmware leaves A20 on, as SeaBIOS does
 
     def read(self, offset: int, size: int) -> int:
         return self.value

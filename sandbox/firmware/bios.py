@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from sandbox.errors import ImageError
-from sandbox.firmware import bios_disk, bios_system, bios_video  # noqa: F401  (register services)
+from sandbox.firmware import bios_disk, bios_serial, bios_system, bios_video  # noqa: F401  (register services)
 from sandbox.firmware.bios_call import BiosCall
 from sandbox.firmware.rom import ROM_BASE, ROM_SEGMENT, WAIT_FLAG, RomImage, build_rom
 from sandbox.firmware.services import lookup
@@ -89,6 +89,9 @@ class Firmware:
     def serial_key(self, consume: bool) -> int | None:
         return self.vm.serial_key(consume)
 
+    def port_read(self, port: int) -> int:
+        return self.vm.port_read(port)
+
     def keyboard_wait(self, wait: bool) -> None:
         self.memory.write(ROM_BASE + WAIT_FLAG, bytes((int(wait),)))
 
@@ -139,7 +142,9 @@ class Firmware:
         self.vm.publish("power.firmware_boot_read", lba=0, count=1, address=BOOT_ADDRESS,
                         image=self.disk.path)
         vcpu.set_real_mode(0, BOOT_ADDRESS)
-        vcpu.set_regs(edx=BOOT_DRIVE, esp=BOOT_ADDRESS, eax=0xAA55, ebx=0, ecx=0, esi=0, edi=0, ebp=0)
+        # A PC BIOS jumps to the boot sector with interrupts enabled (the timer ticks).
+        vcpu.set_regs(edx=BOOT_DRIVE, esp=BOOT_ADDRESS, eax=0xAA55, ebx=0, ecx=0, esi=0, edi=0, ebp=0,
+                      eflags=0x202)
 
     # --- BIOS calls ---------------------------------------------------------------------
     def trap(self, vcpu: "VCpuBackend") -> None:

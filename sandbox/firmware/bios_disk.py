@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 HEADS, SECTORS_PER_TRACK = 16, 63
 BOOT_DRIVE = 0x80
-# Status codes returned in AH.
+# Status codes returned in AH (the ones SeaBIOS returns in the same situations).
 OK, BAD_COMMAND, SECTOR_NOT_FOUND, WRITE_PROTECTED = 0x00, 0x01, 0x04, 0x03
+BAD_PARAMETER, PAST_THE_END = 0x01, 0x0C
 
 
 def geometry(fw: "Firmware") -> tuple[int, int, int]:
@@ -38,7 +39,7 @@ def _drive_ok(call: "BiosCall", fw: "Firmware") -> bool:
 def transfer(call: "BiosCall", fw: "Firmware", lba: int, count: int, buffer: int, write: bool) -> bool:
     """Move ``count`` sectors between the disk and guest memory; False on a bad range."""
     if count == 0 or lba + count > fw.disk_sectors():
-        call.fail(SECTOR_NOT_FOUND)
+        call.fail(PAST_THE_END)
         return False
     if write:
         if fw.disk.readonly:
@@ -67,7 +68,7 @@ def _chs(call: "BiosCall", fw: "Firmware", write: bool) -> None:
     sector, head, count = call.cl & 0x3F, call.dh, call.al
     _c, heads, spt = geometry(fw)
     if sector == 0 or sector > spt or head >= heads:
-        call.fail(SECTOR_NOT_FOUND)
+        call.fail(BAD_PARAMETER)
         return
     lba = (cyl * heads + head) * spt + sector - 1
     if transfer(call, fw, lba, count, call.linear(call.es, call.bx), write):
@@ -89,7 +90,7 @@ def parameters(call: "BiosCall", fw: "Firmware") -> None:
     if not _drive_ok(call, fw):
         return
     cyls, heads, spt = geometry(fw)
-    last = cyls - 1
+    last = max(0, cyls - 2)          # the BIOS keeps the last cylinder for itself, as PC BIOSes do
     call.ok(ah=OK, ch=last & 0xFF, cl=((last >> 2) & 0xC0) | spt, dh=heads - 1, dl=1, bl=0)
 
 
@@ -97,7 +98,8 @@ def parameters(call: "BiosCall", fw: "Firmware") -> None:
 def disk_type(call: "BiosCall", fw: "Firmware") -> None:
     if not _drive_ok(call, fw):
         return
-    n = fw.disk_sectors()
+    cyls, heads, spt = geometry(fw)
+    n = max(0, cyls - 1) * heads * spt           # what AH=08h's geometry addresses
     call.ok(ah=0x03, cx=n >> 16, dx=n & 0xFFFF)
 
 

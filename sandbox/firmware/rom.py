@@ -28,7 +28,7 @@ WAIT_FLAG = 0xD1F0      # byte the int 16h trap sets to 1 when the caller must w
 RESET_VECTOR = 0xFFF0
 
 # Services served by the hypervisor (see bios_services.py for what each call does).
-SERVICE_VECTORS = (0x10, 0x11, 0x12, 0x13, 0x15, 0x18, 0x19, 0x1A)
+SERVICE_VECTORS = (0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x18, 0x19, 0x1A)
 KEYBOARD_VECTOR = 0x16
 
 # --- hardware interrupt handlers (16-bit real-mode machine code) ---------------------

@@ -138,6 +138,9 @@ class VirtualMachine:
     def port_write(self, port: int, value: int, size: int = 1) -> None:
         self.io_bus.write(port, size, value)
 
+    def port_read(self, port: int, size: int = 1) -> int:
+        return self.io_bus.read(port, size)
+
     def clock_ns(self) -> int:
         return self.clock.now()
 
@@ -251,7 +254,9 @@ class VirtualMachine:
                     stop_at = min(end_ns, deadline) if deadline is not None and deadline > now else end_ns
                     exit = vcpu.backend.run(max(1, (stop_at - now) // NS_PER_INSTRUCTION), None)
                 else:
-                    exit = vcpu.backend.run(None, wall_slice_us or max(1, (end_ns - now) // 1000))
+                    # wall_slice_us=0: no engine timer; the scheduler's slice timer stops it
+                    wall = max(1, (end_ns - now) // 1000) if wall_slice_us is None else wall_slice_us or None
+                    exit = vcpu.backend.run(None, wall)
                 vcpu.count_exit(exit.kind)
                 EXIT_ACTIONS[exit.kind](self, vcpu, exit)
                 self._apply_pending()
