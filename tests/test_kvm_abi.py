@@ -68,12 +68,13 @@ PROGRAM = r"""
 int main(void) {
     S(kvm_regs); S(kvm_sregs); S(kvm_segment); S(kvm_dtable); S(kvm_run);
     S(kvm_userspace_memory_region); S(kvm_dirty_log); S(kvm_interrupt);
-    S(kvm_guest_debug); S(kvm_vcpu_events); S(kvm_translation);
+    S(kvm_guest_debug); S(kvm_vcpu_events); S(kvm_translation); S(kvm_enable_cap);
     N(KVM_GET_API_VERSION); N(KVM_CREATE_VM); N(KVM_CHECK_EXTENSION);
     N(KVM_GET_VCPU_MMAP_SIZE); N(KVM_CREATE_VCPU); N(KVM_GET_DIRTY_LOG);
     N(KVM_SET_USER_MEMORY_REGION); N(KVM_SET_TSS_ADDR); N(KVM_SET_IDENTITY_MAP_ADDR);
     N(KVM_RUN); N(KVM_GET_REGS); N(KVM_SET_REGS); N(KVM_GET_SREGS); N(KVM_SET_SREGS);
     N(KVM_TRANSLATE); N(KVM_INTERRUPT); N(KVM_SET_GUEST_DEBUG); N(KVM_GET_VCPU_EVENTS);
+    N(KVM_ENABLE_CAP); N(KVM_CAP_EXIT_ON_EMULATION_FAILURE);
     N(KVM_EXIT_IO); N(KVM_EXIT_HLT); N(KVM_EXIT_MMIO); N(KVM_EXIT_SHUTDOWN);
     N(KVM_EXIT_FAIL_ENTRY); N(KVM_EXIT_INTR); N(KVM_EXIT_INTERNAL_ERROR); N(KVM_EXIT_SYSTEM_EVENT);
     N(KVM_CAP_USER_MEMORY); N(KVM_CAP_READONLY_MEM); N(KVM_CAP_IMMEDIATE_EXIT);

@@ -52,10 +52,29 @@ def test_paravirtual_kvm_is_said_to_emulate_ring_0():
     pvm = KvmProbe(present=True, openable=True, api_version=12, modules=["kvm", "kvm_pvm"],
                    capabilities={"KVM_CAP_USER_MEMORY": 1, "KVM_CAP_READONLY_MEM": 1,
                                  "KVM_CAP_IMMEDIATE_EXIT": 1, "KVM_CAP_NR_MEMSLOTS": 32764})
-    assert pvm.usable and pvm.mode == "paravirtual"
-    assert "emulator" in pvm.summary() and "ring-0" in pvm.summary()
+    assert pvm.usable and pvm.mode == "paravirtual" and pvm.fallback
+    summary = " ".join(pvm.summary().split())        # unwrapped
+    assert "emulator" in summary and "int/iret" in summary and "single-steps 32-bit ring-3" in summary
+    assert "Still impossible here: 32-bit and PAE paging" in summary
+    assert "deterministic mode" in summary and "Unicorn-only" in summary
     hardware = KvmProbe(**{**pvm.__dict__, "modules": ["kvm", "kvm_amd"], "cpu_vendor_flag": "svm"})
     assert hardware.mode == "hardware" and "natively in every mode" in hardware.summary()
+    assert not hardware.fallback                     # VT-x/AMD-V does it all: no emulation fallback
+
+
+def test_the_start_up_line_names_the_case_and_the_clock():
+    """What ``sandbox run --backend kvm`` prints first (one line on stderr)."""
+    pvm = KvmProbe(present=True, openable=True, api_version=12, modules=["kvm", "kvm_pvm"],
+                   capabilities={"KVM_CAP_USER_MEMORY": 1, "KVM_CAP_READONLY_MEM": 1,
+                                 "KVM_CAP_IMMEDIATE_EXIT": 1, "KVM_CAP_NR_MEMSLOTS": 32764})
+    hardware = KvmProbe(**{**pvm.__dict__, "modules": ["kvm", "kvm_intel"], "cpu_vendor_flag": "vmx"})
+    for found, case in ((pvm, "KVM paravirtual: kvm_pvm"), (hardware, "KVM hardware: VT-x/AMD-V")):
+        line = found.startup_line()
+        assert "\n" not in line and case in line
+        assert "deterministic mode is Unicorn-only" in line
+    assert "no 32-bit paging" in pvm.startup_line()
+    missing = KvmProbe(present=False)
+    assert missing.startup_line().startswith("sandbox: KVM unavailable: cannot be used (")
 
 
 def test_missing_capability_makes_kvm_unusable():

@@ -156,6 +156,11 @@ class kvm_dirty_log(ctypes.Structure):
     _fields_ = [("slot", u32), ("padding1", u32), ("dirty_bitmap", u64)]   # a pointer
 
 
+class kvm_enable_cap(ctypes.Structure):
+    """api.rst, KVM_ENABLE_CAP: turn on an optional behaviour (``cap``) with arguments."""
+    _fields_ = [("cap", u32), ("flags", u32), ("args", u64 * 4), ("pad", u8 * 64)]
+
+
 # --- interrupts and debugging ------------------------------------------------------------
 class kvm_interrupt(ctypes.Structure):
     """api.rst, KVM_INTERRUPT: queue external interrupt ``irq`` (a vector, 0-255) for
@@ -299,6 +304,7 @@ KVM_CAP_VCPU_EVENTS = 41
 KVM_CAP_MAX_VCPUS = 66
 KVM_CAP_READONLY_MEM = 81
 KVM_CAP_IMMEDIATE_EXIT = 136
+KVM_CAP_EXIT_ON_EMULATION_FAILURE = 204     # every emulation failure exits, even at CPL > 0
 
 # --- ioctls on the system fd (/dev/kvm) --------------------------------------------------
 KVM_GET_API_VERSION = _IO(KVMIO, 0x00)          # api.rst, KVM_GET_API_VERSION
@@ -312,6 +318,7 @@ KVM_GET_DIRTY_LOG = _IOW(KVMIO, 0x42, kvm_dirty_log)                 # api.rst, 
 KVM_SET_USER_MEMORY_REGION = _IOW(KVMIO, 0x46, kvm_userspace_memory_region)  # api.rst, same name
 KVM_SET_TSS_ADDR = _IO(KVMIO, 0x47)                                  # api.rst, KVM_SET_TSS_ADDR
 KVM_SET_IDENTITY_MAP_ADDR = _IOW(KVMIO, 0x48, u64)                   # api.rst, same name
+KVM_ENABLE_CAP = _IOW(KVMIO, 0xA3, kvm_enable_cap)                   # api.rst, KVM_ENABLE_CAP
 
 # --- ioctls on a vCPU fd -----------------------------------------------------------------
 KVM_RUN = _IO(KVMIO, 0x80)                                           # api.rst, KVM_RUN
@@ -329,6 +336,7 @@ IOCTL_STRUCTS = {
     "KVM_GET_DIRTY_LOG": (KVM_GET_DIRTY_LOG, kvm_dirty_log),
     "KVM_SET_USER_MEMORY_REGION": (KVM_SET_USER_MEMORY_REGION, kvm_userspace_memory_region),
     "KVM_SET_IDENTITY_MAP_ADDR": (KVM_SET_IDENTITY_MAP_ADDR, u64),
+    "KVM_ENABLE_CAP": (KVM_ENABLE_CAP, kvm_enable_cap),
     "KVM_GET_REGS": (KVM_GET_REGS, kvm_regs),
     "KVM_SET_REGS": (KVM_SET_REGS, kvm_regs),
     "KVM_GET_SREGS": (KVM_GET_SREGS, kvm_sregs),

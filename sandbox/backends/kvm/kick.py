@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
+
 from sandbox.backends.kvm.errors import KvmError
 from sandbox.backends.slice_timer import SLICE_TIMER, SliceTimer, Ticket  # noqa: F401
 
@@ -53,7 +53,6 @@ def install_kick_handler() -> None:
 
 def kick_thread(thread_id: int) -> None:
     signal.pthread_kill(thread_id, KICK_SIGNAL)
-
 
 
 if threading.current_thread() is threading.main_thread():

@@ -9,8 +9,11 @@ KVM modules are loaded (/sys/module). It never raises: every problem becomes a l
 Two kinds of KVM exist on the machines this sandbox runs on:
 - hardware-assisted (kvm_intel / kvm_amd): every guest instruction runs natively;
 - paravirtual (kvm_pvm, used where the host is itself a VM without nested VT-x/AMD-V):
-  only ring-3 (user-mode) guest code runs natively; ring-0 and real-mode code, i.e.
-  firmware and guest kernels, is emulated instruction by instruction by the host.
+  only 64-bit ring-3 (user-mode) guest code runs natively; everything a 32-bit guest
+  does, and all real-mode and ring-0 code, is emulated instruction by instruction by
+  the host, and the KVM backend fills the gaps of that emulator (fallback.py).
+
+Either way KVM runs guests in wall-clock time: deterministic mode is Unicorn-only.
 """
 from __future__ import annotations
 
@@ -40,6 +43,9 @@ CAPABILITIES: dict[str, tuple[int, bool, str]] = {
                                 "single-step the guest for the debugger"),
     "KVM_CAP_INTERNAL_ERROR_DATA": (abi.KVM_CAP_INTERNAL_ERROR_DATA, False,
                                     "details when KVM cannot emulate an instruction"),
+    "KVM_CAP_EXIT_ON_EMULATION_FAILURE": (abi.KVM_CAP_EXIT_ON_EMULATION_FAILURE, False,
+                                          "kvm_pvm: hand every instruction KVM cannot emulate to "
+                                          "the sandbox (in ring 3 too) instead of a #UD in the guest"),
     "KVM_CAP_NR_VCPUS": (abi.KVM_CAP_NR_VCPUS, False, "recommended vCPUs per VM"),
     "KVM_CAP_MAX_VCPUS": (abi.KVM_CAP_MAX_VCPUS, False, "maximum vCPUs per VM"),
 }
@@ -96,9 +102,19 @@ class KvmProbe:
             return f"this KVM lacks {', '.join(self.missing)}; {UNICORN_HINT}"
         return None
 
+    @property
+    def fallback(self) -> bool:
+        """The KVM backend's emulation fallback (fallback.py) is on: kvm_pvm only."""
+        return self.mode == "paravirtual"
+
     def speed(self) -> str:
         """What the mode means for guest speed, honestly."""
         return SPEED[self.mode]
+
+    def startup_line(self) -> str:
+        """One line for ``sandbox run --backend kvm``: which KVM this is, and what follows."""
+        return f"sandbox: KVM {self.mode}: {STARTUP[self.mode]}" + (
+            f" ({self.problem()})" if self.mode == "unavailable" else "")
 
     def summary(self) -> str:
         lines = []
@@ -106,6 +122,8 @@ class KvmProbe:
         lines.append(f"KVM: {self.mode}" + (f": {problem}" if problem else ""))
         lines.append(textwrap.fill(self.speed(), 88, initial_indent="  ", subsequent_indent="  ",
                                    break_on_hyphens=False))
+        if self.usable:
+            lines.append(textwrap.fill(TIME_NOTE, 88, initial_indent="  ", subsequent_indent="  "))
         if self.mode == "hardware" and self.host_is_vm:
             lines.append("  (nested virtualization: each exit goes through the outer hypervisor too, "
                          "so exits cost tens of microseconds)")
@@ -125,21 +143,39 @@ class KvmProbe:
     def to_dict(self) -> dict:
         data = asdict(self)
         data.update(mode=self.mode, usable=self.usable, paravirtual=self.paravirtual,
-                    missing=self.missing, problem=self.problem(), speed=self.speed(),
+                    fallback=self.fallback, deterministic=False, missing=self.missing,
+                    problem=self.problem(), speed=self.speed(), startup_line=self.startup_line(),
                     summary=self.summary())
         return data
 
 
 SPEED = {
     "unavailable": "Guests run on the Unicorn backend (software emulation, ~100-1,000 MIPS).",
-    "paravirtual": ("Paravirtual KVM (kvm_pvm): only 64-bit user-mode (ring-3) guest code runs "
-                    "natively. Real-mode and ring-0 code (firmware, guest kernels) is run by the "
-                    "host's instruction emulator at ~2 MIPS, slower than Unicorn, and that emulator "
-                    "cannot do everything: 32-bit protected-mode int/iret, paging and ring 3 stop "
-                    "the guest. Real-mode guests work. An I/O exit costs ~8-30 us."),
+    "paravirtual": ("Paravirtual KVM (kvm_pvm, no VT-x/AMD-V underneath): only 64-bit user-mode "
+                    "guest code runs natively. Real-mode code and 32-bit guests (firmware, the "
+                    "shipped kernels) are run by the host's instruction emulator at ~2 MIPS, "
+                    "slower than Unicorn. Where that emulator falls short the sandbox steps in: "
+                    "it does protected-mode int/iret and interrupt delivery itself, and "
+                    "single-steps 32-bit ring-3 code (tens of thousands of instructions per "
+                    "second) so that system calls work. Still impossible here: 32-bit and PAE "
+                    "paging (PVM shadows only 64-bit page tables), and instructions that "
+                    "emulator lacks (popcnt, crc32, AES-NI...). An I/O exit costs ~8-30 us."),
     "hardware": ("Hardware-assisted KVM: guest code runs natively in every mode "
                  "(billions of instructions per second); each exit to the hypervisor costs "
                  "a few microseconds."),
+}
+
+TIME_NOTE = ("KVM runs guests in wall-clock time: deterministic mode (guest time counted in "
+             "instructions, identical runs) is Unicorn-only.")
+
+# The start-up line of ``sandbox run --backend kvm``, by mode.
+STARTUP = {
+    "unavailable": "cannot be used",
+    "paravirtual": ("kvm_pvm without VT-x/AMD-V: 32-bit guests are emulated by the host (~2 MIPS), "
+                    "ring 3 single-stepped, no 32-bit paging; wall-clock time (deterministic "
+                    "mode is Unicorn-only)"),
+    "hardware": ("VT-x/AMD-V: guest code runs natively; wall-clock time (deterministic mode "
+                 "is Unicorn-only)"),
 }
 
 

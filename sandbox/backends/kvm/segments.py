@@ -15,6 +15,7 @@ from sandbox.backends.kvm.errors import KvmError
 from sandbox.vm.descriptors import parse_segment
 
 if TYPE_CHECKING:
+    from sandbox.vm.descriptors import Segment
     from sandbox.vm.memory import GuestMemory
 
 TYPE_DATA_RW_ACCESSED = 0x3     # read/write data
@@ -34,21 +35,30 @@ def from_gdt(memory: "GuestMemory", gdt_base: int, gdt_limit: int, selector: int
     """The descriptor cache the CPU would load for ``selector`` (paging must be off,
     or the GDT identity-mapped: ``gdt_base`` is read as a guest-physical address)."""
     if selector & ~3 == 0:
-        return kvm_segment(selector=selector, unusable=1)        # the null selector
+        return null(selector)
     if selector & 4:
         raise KvmError(f"selector {selector:#x} points into an LDT; only GDT selectors are supported")
     index = selector & ~7
     if index + 7 > gdt_limit:
         raise KvmError(f"selector {selector:#x} is beyond the GDT limit {gdt_limit:#x}")
-    desc = parse_segment(memory.read(gdt_base + index, 8))
+    return from_descriptor(selector, parse_segment(memory.read(gdt_base + index, 8)))
+
+
+def from_descriptor(selector: int, desc: "Segment") -> kvm_segment:
+    """The descriptor cache for a code or data descriptor, as the CPU fills it."""
     if not desc.present or not desc.access & 0x10:
-        raise KvmError(f"GDT entry {selector:#x} is not a present code or data descriptor")
+        raise KvmError(f"descriptor {selector:#x} is not a present code or data segment")
     return kvm_segment(
         base=desc.base, limit=desc.limit, selector=selector,
         type=(desc.access & 0xF) | 1,     # the CPU sets the accessed bit when it loads one
         present=1, dpl=desc.dpl, s=1,
         db=(desc.flags >> 2) & 1, l=(desc.flags >> 1) & 1, g=(desc.flags >> 3) & 1,
         avl=desc.flags & 1, unusable=0)
+
+
+def null(selector: int = 0) -> kvm_segment:
+    """A data segment register holding the null selector: any access through it faults."""
+    return kvm_segment(selector=selector, unusable=1)
 
 
 def reset_tr() -> kvm_segment:

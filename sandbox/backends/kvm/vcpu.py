@@ -14,7 +14,12 @@ decides which vector to deliver, exactly as on Unicorn, and KVM only injects it 
 next guest entry (KVM_INTERRUPT). The cost is an exit per interrupt, plus an
 "interrupt window" exit when the guest has interrupts disabled at that moment.
 
-Registers may be read and written only while ``run()`` is not executing (KVM holds a
+On a paravirtual host (kvm_pvm) ``self.fallback`` (fallback.py) fills the gaps of that
+host's instruction emulator: protected-mode ``int n``/``iret``, interrupt delivery to
+32-bit guests, system calls from ring 3. With VT-x/AMD-V it is None.
+
+The registers (get_regs, set_regs, mode switches, linear reads) are in registers.py;
+they may be read and written only while ``run()`` is not executing (KVM holds a
 vCPU lock during KVM_RUN), i.e. from the vCPU's own thread or while it is stopped.
 """
 from __future__ import annotations
@@ -23,24 +28,29 @@ import collections
 import ctypes
 import errno
 import os
+import struct
 import threading
 from typing import Callable
 
-from sandbox.backends.base import (ALL_REGS, CONTROL, CR0_PE, CR0_PG, EFLAGS_IF, GPRS, SEGMENTS,
-                                   FlatProtectedMode, VCpuBackend, VCpuHost)
-from sandbox.backends.kvm import abi, io_rip, segments
+from sandbox.backends.base import EFLAGS_IF, VCpuBackend, VCpuHost
+from sandbox.backends.kvm import abi
 from sandbox.backends.kvm.errors import KvmError
+from sandbox.backends.kvm.fallback import NOT_MINE, PvmFallback
 from sandbox.backends.kvm.kick import SLICE_TIMER, install_kick_handler, kick_thread
+from sandbox.backends.kvm.registers import KvmRegisters
 from sandbox.backends.kvm.vm import KvmVm
-from sandbox.host.ram import PAGE
 from sandbox.vm.exits import (BudgetExit, CrashExit, Exit, HltExit, IoExit, MmioExit, ShutdownExit,
                               StepExit, StopExit)
 
 MASK32 = 0xFFFFFFFF
-CR0_ET = 1 << 4                  # "extension type": hardwired to 1 on every CPU since the 486
+# struct kvm_run_io (direction, size, port, count, data_offset) where the exit union starts
+IO_FIELDS = struct.Struct("<BBHIQ")
+IO_OFFSET = abi.kvm_run.exit.offset
+assert IO_FIELDS.size == ctypes.sizeof(abi.kvm_run_io)
+IO_DATA = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I")}   # by access size
 
 
-class KvmVCpu(VCpuBackend):
+class KvmVCpu(KvmRegisters, VCpuBackend):
     engine = "kvm"
     deterministic = False        # KVM runs in wall-clock time: there is no instruction budget
 
@@ -63,91 +73,34 @@ class KvmVCpu(VCpuBackend):
         self._pending_completion = False     # an I/O or MMIO exit KVM has not finished
         self._out_exit: tuple[int, int] | None = None   # (port, size) while serving an OUT
         self._out_eip: int | None = None
-        self._stepping = False
-        self.exit_counts: collections.Counter[str] = collections.Counter()
+        self._stepping = False                # inside step(): the debugger's single step
+        self._debugger_step = False          # KVM_SET_GUEST_DEBUG single-step asked by step()
+        self._tally = [0] * 256               # KVM exits by reason number (see exit_counts)
+        self._handlers = {reason: handler.__get__(self) for reason, (handler, _why) in EXIT_HANDLERS.items()}
         self.ram_faults = 0                  # MMIO exits that were RAM (copy-on-write etc.)
+        # What kvm_pvm cannot do, done in Python (fallback.py). Off with VT-x/AMD-V.
+        self.fallback = PvmFallback(self) if self.vm.paravirtual else None
         self.set_real_mode(0xF000, 0xFFF0)
 
-    # --- raw register blocks ---------------------------------------------------------------
-    def _regs(self) -> abi.kvm_regs:
-        regs = abi.kvm_regs()
-        abi.ioctl(self.fd, abi.KVM_GET_REGS, regs)
-        return regs
-
-    def _sregs(self) -> abi.kvm_sregs:
-        sregs = abi.kvm_sregs()
-        abi.ioctl(self.fd, abi.KVM_GET_SREGS, sregs)
-        return sregs
-
-    # --- VCpuBackend: registers ------------------------------------------------------------
-    def get_regs(self) -> dict[str, int]:
-        regs, sregs = self._regs(), self._sregs()
-        out = {name: getattr(regs, "r" + name[1:]) & MASK32 for name in GPRS}   # eax <- rax
-        out["eip"] = regs.rip & MASK32
-        out["eflags"] = regs.rflags & MASK32
-        out.update({seg: getattr(sregs, seg).selector for seg in SEGMENTS})
-        out.update({cr: getattr(sregs, cr) & MASK32 for cr in CONTROL})
-        if self._out_exit is not None:           # serving an OUT: show its address
-            if self._out_eip is None:
-                self._out_eip = io_rip.out_instruction_eip(self, regs, sregs, *self._out_exit)
-            out["eip"] = self._out_eip
-        return out
-
-    def set_regs(self, **values: int) -> None:
-        unknown = sorted(set(values) - set(ALL_REGS))
-        if unknown:
-            raise KvmError(f"unknown register {unknown[0]!r} (known: {', '.join(ALL_REGS)})")
-        general = {k: v for k, v in values.items() if k in GPRS or k in ("eip", "eflags")}
-        if general:
-            regs = self._regs()
-            for name, value in general.items():
-                field = {"eip": "rip", "eflags": "rflags"}.get(name, "r" + name[1:])
-                setattr(regs, field, value & MASK32)
-            abi.ioctl(self.fd, abi.KVM_SET_REGS, regs)
-        special = {k: v for k, v in values.items() if k in SEGMENTS or k in CONTROL}
-        if special:
-            sregs = self._sregs()
-            for cr in CONTROL:
-                if cr in special:
-                    setattr(sregs, cr, special[cr] & MASK32)
-            for seg in SEGMENTS:
-                if seg in special:
-                    setattr(sregs, seg, self._load_segment(sregs, seg, special[seg]))
-            abi.ioctl(self.fd, abi.KVM_SET_SREGS, sregs)
-
-    def _load_segment(self, sregs: abi.kvm_sregs, name: str, selector: int) -> abi.kvm_segment:
-        """What ``mov <seg>, selector`` would put in the descriptor cache."""
-        if not sregs.cr0 & CR0_PE:
-            return segments.real_mode(selector, code=name == "cs")
-        return segments.from_gdt(self.memory, sregs.gdt.base, sregs.gdt.limit, selector)
-
     def set_real_mode(self, cs: int, ip: int) -> None:
-        sregs = self._sregs()
-        for seg in SEGMENTS:
-            setattr(sregs, seg, segments.real_mode(cs if seg == "cs" else 0, code=seg == "cs"))
-        sregs.tr, sregs.ldt = segments.reset_tr(), segments.reset_ldt()
-        sregs.idt.base, sregs.idt.limit = 0, 0x3FF          # the real-mode IVT at 0
-        sregs.cr0 = (sregs.cr0 | CR0_ET) & ~(CR0_PE | CR0_PG | 0x60000000)   # caches on (CD/NW off)
-        sregs.cr4 = sregs.efer = 0
-        abi.ioctl(self.fd, abi.KVM_SET_SREGS, sregs)
-        regs = self._regs()
-        regs.rip, regs.rflags = ip & 0xFFFF, 0x2
-        abi.ioctl(self.fd, abi.KVM_SET_REGS, regs)
+        if self.fallback is not None:
+            self.fallback.reset()
+        super().set_real_mode(cs, ip)
 
-    def enter_flat_protected_mode(self, pm: FlatProtectedMode, eip: int) -> None:
-        sregs = self._sregs()
-        sregs.gdt.base, sregs.gdt.limit = pm.gdt_base, pm.gdt_limit
-        sregs.cr0 = (sregs.cr0 | CR0_PE | CR0_ET) & ~(CR0_PG | 0x60000000)
-        sregs.cr4 = sregs.efer = 0
-        sregs.cs = segments.from_gdt(self.memory, pm.gdt_base, pm.gdt_limit, pm.code)
-        data = segments.from_gdt(self.memory, pm.gdt_base, pm.gdt_limit, pm.data)
-        for seg in ("ds", "es", "fs", "gs", "ss"):
-            setattr(sregs, seg, data)
-        sregs.tr, sregs.ldt = segments.reset_tr(), segments.reset_ldt()
-        abi.ioctl(self.fd, abi.KVM_SET_SREGS, sregs)
-        regs = self._regs()
-        regs.rip, regs.rflags = eip & MASK32, 0x2
-        abi.ioctl(self.fd, abi.KVM_SET_REGS, regs)
+    @property
+    def exit_counts(self) -> collections.Counter[str]:
+        """How many KVM exits of each kind this vCPU has seen, by name."""
+        return collections.Counter({abi.EXIT_NAMES.get(reason, f"exit {reason}"): n
+                                    for reason, n in enumerate(self._tally) if n})
+
+    @property
+    def host_limit(self) -> str | None:
+        """Which kvm_pvm limit (pvm_limits.LIMITS) stopped the guest, if one did."""
+        return self.fallback.host_limit if self.fallback is not None else None
+
+    @property
+    def stepping(self) -> bool:
+        return self._stepping
 
     # --- VCpuBackend: running ----------------------------------------------------------------
     def run(self, budget: int | None, wall_timeout_us: int | None) -> Exit:
@@ -165,36 +118,39 @@ class KvmVCpu(VCpuBackend):
         try:
             return self._finish(self._loop())
         finally:
+            self._out_exit = None                # in case a device raised during an OUT
             if ticket is not None:
                 ticket.cancel()
             with self._lock:
                 self._thread_id = None
 
     def _loop(self) -> Exit:
+        tally, handlers, run, fd = self._tally, self._handlers, self.kvm_run, self.fd
         while True:
-            with self._lock:
-                if self._stop_requested:
-                    self._stop_requested = False
-                    return StopExit()
-                if self._slice_over:
+            # The flags are set under the lock by kicks; reading a bool needs none, and a
+            # kick that lands after this check makes KVM_RUN return at once (immediate_exit).
+            if self._stop_requested or self._slice_over:
+                with self._lock:
+                    if self._stop_requested:
+                        self._stop_requested = False
+                        return StopExit()
                     return BudgetExit()
             try:
-                abi.ioctl(self.fd, abi.KVM_RUN)
+                abi.ioctl(fd, abi.KVM_RUN)
             except OSError as e:
                 self._pending_completion = False   # KVM finished it before returning
                 if e.errno == errno.EINTR:         # a kick (or any signal): see who asked
-                    self.exit_counts["KVM_EXIT_INTR"] += 1
+                    tally[abi.KVM_EXIT_INTR] += 1
                     self.kvm_run.immediate_exit = 0
                     continue
                 if e.errno == errno.EAGAIN:
                     continue
                 return CrashExit(f"KVM_RUN failed: {e.strerror}")
             self._pending_completion = False
-            reason = self.kvm_run.exit_reason
-            name = abi.EXIT_NAMES.get(reason, f"exit {reason}")
-            self.exit_counts[name] += 1
-            handler = EXIT_HANDLERS.get(reason)
-            result = handler[0](self) if handler else CrashExit(f"unexpected KVM exit {name}")
+            reason = run.exit_reason
+            tally[reason & 0xFF] += 1
+            handler = handlers.get(reason)
+            result = handler() if handler else CrashExit(f"unexpected KVM exit {reason}")
             if result is not None:
                 return result
             if self._stepping and self._pending_completion:
@@ -221,27 +177,6 @@ class KvmVCpu(VCpuBackend):
             self._pending_completion = False
         return None
 
-    def read_linear(self, linear: int, length: int) -> bytes:
-        """Guest bytes at a linear address, through the guest's page tables if paging is on
-        (KVM_TRANSLATE walks them). Empty if the address is not mapped."""
-        return self._read_linear(self._sregs(), linear, length)
-
-    def _read_linear(self, sregs: abi.kvm_sregs, linear: int, length: int) -> bytes:
-        out = b""
-        while length > 0:
-            n = min(length, PAGE - (linear & (PAGE - 1)))
-            gpa = linear & MASK32
-            if sregs.cr0 & CR0_PG:
-                t = abi.kvm_translation(linear_address=linear)
-                abi.ioctl(self.fd, abi.KVM_TRANSLATE, t)
-                if not t.valid:
-                    return b""
-                gpa = t.physical_address
-            out += self.memory.read(gpa, n)
-            linear += n
-            length -= n
-        return out
-
     def _end_slice(self, token: int) -> None:
         """Runs on the slice timer's thread when the wall-clock slice is over."""
         with self._lock:
@@ -261,25 +196,33 @@ class KvmVCpu(VCpuBackend):
 
     # --- the exits ------------------------------------------------------------------------------
     def _on_io(self) -> Exit | None:
-        io = self.kvm_run.exit.io
-        page, size, port = self._page, io.size, io.port
-        write = io.direction == abi.KVM_EXIT_IO_OUT
+        # kvm_run.exit.io, read in one go: every IN and OUT comes here, the hottest path.
+        direction, size, port, count, at = IO_FIELDS.unpack_from(self._page, IO_OFFSET)
         self._pending_completion = True
-        if write and io.count == 1:           # get_regs() during the exit shows the OUT's EIP
-            self._out_exit, self._out_eip = (port, size), None
-        stop = False
-        try:
-            for i in range(io.count):         # count > 1: rep insb/outsb and friends
-                at = io.data_offset + i * size
-                if write:
-                    ex = IoExit(port, size, True, int.from_bytes(page[at:at + size], "little"))
-                    stop |= bool(self.host.handle_io(ex, self))
-                else:
-                    ex = IoExit(port, size, False)
-                    stop |= bool(self.host.handle_io(ex, self))
-                    page[at:at + size] = (ex.value & ((1 << 8 * size) - 1)).to_bytes(size, "little")
-        finally:
+        if count != 1:
+            return self._on_string_io(direction == abi.KVM_EXIT_IO_OUT, size, port, count, at)
+        data = IO_DATA[size]
+        if direction == abi.KVM_EXIT_IO_OUT:
+            self._out_exit, self._out_eip = (port, size), None   # get_regs() shows the OUT's EIP
+            stop = self.host.handle_io(IoExit(port, size, True, data.unpack_from(self._page, at)[0]), self)
             self._out_exit = None
+        else:
+            ex = IoExit(port, size, False)
+            stop = self.host.handle_io(ex, self)
+            data.pack_into(self._page, at, ex.value & ((1 << 8 * size) - 1))
+        return StopExit() if stop else None
+
+    def _on_string_io(self, write: bool, size: int, port: int, count: int, data_offset: int) -> Exit | None:
+        """rep insb/outsb and friends: ``count`` accesses, their data side by side in the page."""
+        page, data, stop = self._page, IO_DATA[size], False
+        for i in range(count):
+            at = data_offset + i * size
+            if write:
+                stop |= bool(self.host.handle_io(IoExit(port, size, True, data.unpack_from(page, at)[0]), self))
+            else:
+                ex = IoExit(port, size, False)
+                stop |= bool(self.host.handle_io(ex, self))
+                data.pack_into(page, at, ex.value & ((1 << 8 * size) - 1))
         return StopExit() if stop else None
 
     def _on_mmio(self) -> Exit | None:
@@ -309,7 +252,7 @@ class KvmVCpu(VCpuBackend):
 
     def _on_shutdown(self) -> Exit:
         self.host.publish("cpu.triple_fault", eip=self._regs().rip & MASK32)
-        return CrashExit("triple fault")
+        return self._crash("triple fault")
 
     def _on_fail_entry(self) -> Exit:
         fail = self.kvm_run.exit.fail_entry
@@ -320,14 +263,25 @@ class KvmVCpu(VCpuBackend):
         internal = self.kvm_run.exit.internal
         if internal.suberror == 1 and self._fault_in_missing_ram():
             return None                       # it was fetching from a page we had taken away
+        where = self._where()
+        if internal.suberror == 1 and self.fallback is not None:
+            return self.fallback.emulation_failed(where)      # int n / iret (kvm_pvm)
         why = abi.INTERNAL_ERRORS.get(internal.suberror, f"suberror {internal.suberror}")
-        return CrashExit(f"KVM internal error at {self._where()}: {why}")
+        return self._crash(f"KVM internal error at {where}: {why}")
+
+    def _crash(self, reason: str) -> CrashExit:
+        """A crash; on kvm_pvm the fallback says so when the host could not run the state."""
+        return self.fallback.crash(reason) if self.fallback is not None else CrashExit(reason)
 
     def _on_system_event(self) -> Exit:
         kind = self.kvm_run.exit.system_event.type
         return SYSTEM_EVENTS.get(kind, lambda: ShutdownExit(f"system event {kind}"))()
 
-    def _on_debug(self) -> Exit:
+    def _on_debug(self) -> Exit | None:
+        if self.fallback is not None and not self._stepping:
+            result = self.fallback.debug_exit()             # ring 3 watched on kvm_pvm
+            if result is not NOT_MINE:
+                return result
         return StepExit(address=self.kvm_run.exit.debug.pc & MASK32)
 
     def _on_intr(self) -> None:
@@ -361,8 +315,12 @@ class KvmVCpu(VCpuBackend):
 
     def interrupt(self, vector: int) -> None:
         """Queue ``vector``: KVM delivers it through the IVT/IDT on the next guest entry,
-        as VT-x/AMD-V event injection does."""
+        as VT-x/AMD-V event injection does. On kvm_pvm a protected-mode guest gets it
+        from the shared delivery code instead (fallback.py; ``TripleFault`` may
+        propagate to the machine, as on Unicorn)."""
         self.kvm_run.request_interrupt_window = 0
+        if self.fallback is not None and self.fallback.interrupt(vector):
+            return
         try:
             abi.ioctl(self.fd, abi.KVM_INTERRUPT, abi.kvm_interrupt(irq=vector & 0xFF))
         except OSError as e:
@@ -372,6 +330,11 @@ class KvmVCpu(VCpuBackend):
         """One guest instruction: KVM single-steps it (the trap flag, set and hidden by
         KVM_SET_GUEST_DEBUG) and exits with KVM_EXIT_DEBUG, which becomes StepExit.
         I/O inside the instruction is served as usual; HLT or a crash end it as usual."""
+        if self.fallback is not None:
+            done = self.fallback.before_debugger_step()     # an int n in ring 3 (kvm_pvm)
+            if done is not None:
+                self.retired += 1
+                return done
         sregs = self._sregs()
         halts = self._read_linear(sregs, sregs.cs.base + self._regs().rip, 1) == b"\xf4"
         self.single_step(True)
@@ -393,6 +356,12 @@ class KvmVCpu(VCpuBackend):
 
     def single_step(self, enabled: bool) -> None:
         """Exit with StepExit after every guest instruction (KVM_SET_GUEST_DEBUG)."""
+        self._debugger_step = enabled
+        self.update_guest_debug()
+
+    def update_guest_debug(self) -> None:
+        """Single-step for the debugger, or while the fallback watches ring 3."""
+        enabled = self._debugger_step or (self.fallback is not None and self.fallback.watching)
         debug = abi.kvm_guest_debug(
             control=(abi.KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_SINGLESTEP) if enabled else 0)
         abi.ioctl(self.fd, abi.KVM_SET_GUEST_DEBUG, debug)
@@ -426,9 +395,11 @@ EXIT_HANDLERS: dict[int, tuple[Callable[[KvmVCpu], Exit | None], str]] = {
     abi.KVM_EXIT_SHUTDOWN: (KvmVCpu._on_shutdown, "the CPU shut down: a triple fault"),
     abi.KVM_EXIT_FAIL_ENTRY: (KvmVCpu._on_fail_entry, "the hardware refused the guest state at VM entry"),
     abi.KVM_EXIT_INTERNAL_ERROR: (KvmVCpu._on_internal_error,
-                                  "KVM could not go on, e.g. an instruction it cannot emulate"),
+                                  "KVM could not go on, e.g. an instruction it cannot emulate "
+                                  "(on kvm_pvm, int n / iret: done by fallback.py)"),
     abi.KVM_EXIT_SYSTEM_EVENT: (KvmVCpu._on_system_event, "the guest asked to power off or reset"),
-    abi.KVM_EXIT_DEBUG: (KvmVCpu._on_debug, "single-step or breakpoint for the debugger"),
+    abi.KVM_EXIT_DEBUG: (KvmVCpu._on_debug, "single-step: for the debugger, or kvm_pvm's ring 3 "
+                                            "watched by fallback.py"),
     abi.KVM_EXIT_INTR: (KvmVCpu._on_intr, "a signal interrupted KVM_RUN (a kick)"),
 }
 

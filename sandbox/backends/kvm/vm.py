@@ -69,6 +69,14 @@ class KvmVm:
             abi.ioctl(self.fd, abi.KVM_SET_TSS_ADDR, TSS_ADDR)
         if found.capabilities.get("KVM_CAP_SET_IDENTITY_MAP_ADDR"):
             abi.ioctl(self.fd, abi.KVM_SET_IDENTITY_MAP_ADDR, ctypes.c_uint64(IDENTITY_MAP_ADDR))
+        self.exit_on_emulation_failure = False
+        if self.paravirtual and found.capabilities.get("KVM_CAP_EXIT_ON_EMULATION_FAILURE"):
+            # The emulation fallback (emulate.py) must see *every* failure: by default
+            # KVM turns one in ring 3 (a system call's ``int 0x80``) into a #UD for the guest.
+            cap = abi.kvm_enable_cap(cap=abi.KVM_CAP_EXIT_ON_EMULATION_FAILURE)
+            cap.args[0] = 1
+            abi.ioctl(self.fd, abi.KVM_ENABLE_CAP, cap)
+            self.exit_on_emulation_failure = True
         self.slots = SlotTable(found.capabilities["KVM_CAP_NR_MEMSLOTS"])
         self.capabilities = found.capabilities
         self._lock = threading.RLock()
