@@ -72,6 +72,12 @@ class Machine:
         from sandbox.hypervisor.report import build_report   # noqa: PLC0415
         return build_report(self.hypervisor)
 
+    def memcheck(self, content: bool = True) -> list:
+        """Check memory isolation now: the broken invariants (an empty list: it holds).
+        ``content=False`` skips the byte comparisons (faster)."""
+        from sandbox.hypervisor.isolation import check_and_publish   # noqa: PLC0415
+        return check_and_publish(self.hypervisor.memory_manager, content)
+
     def close(self) -> None:
         self.hypervisor.close()
 

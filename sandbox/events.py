@@ -67,6 +67,9 @@ _kind("sched.switch", Layer.HYPERVISOR, "The scheduler put a vCPU on a physical 
 _kind("sched.block", Layer.HYPERVISOR, "A vCPU halted and left the run queue until its next interrupt.")
 _kind("sched.wake", Layer.HYPERVISOR, "An interrupt woke a halted vCPU: it is runnable again.")
 _kind("sched.policy_error", Layer.HYPERVISOR, "The scheduling policy failed; the hypervisor fell back to round robin.")
+_kind("sched.throttle", Layer.HYPERVISOR, "A runnable vCPU was held back (its VM reached its limit or cap, or it was co-stopped to let its SMP siblings catch up), or released again.")
+_kind("sched.admit", Layer.HYPERVISOR, "Admission control checked a VM's CPU reservation at power-on and admitted or refused it.")
+_kind("sched.vcpu_start", Layer.VM, "The guest started another of its vCPUs (an application processor) through the start-up hypercall.")
 # Memory.
 _kind("mem.alloc", Layer.HARDWARE, "A guest frame was touched for the first time and got a host RAM frame.")
 _kind("mem.share", Layer.HYPERVISOR, "Identical pages were merged into one read-only host frame.")
@@ -75,12 +78,19 @@ _kind("mem.isolation", Layer.HYPERVISOR, "The guest touched guest-physical memor
 _kind("mem.balloon", Layer.HYPERVISOR, "The balloon driver gave pages to, or took pages back from, the hypervisor.")
 _kind("mem.swap_out", Layer.HYPERVISOR, "The hypervisor swapped a guest page to the host swap file.")
 _kind("mem.swap_in", Layer.HYPERVISOR, "A swapped-out guest page was touched and read back from the swap file.")
+_kind("mem.release", Layer.HYPERVISOR, "The host needed memory: a page of a powered-off VM was freed.")
+_kind("mem.scan", Layer.HYPERVISOR, "The page-sharing scanner finished a full pass over every VM's memory.")
+_kind("mem.state", Layer.HYPERVISOR, "Host free memory crossed a threshold: the host memory state changed (high, clear, soft, hard, low).")
+_kind("mem.violation", Layer.HYPERVISOR, "The isolation checker found a broken memory invariant.")
 # Devices.
 _kind("serial.tx", Layer.VM, "The guest wrote a byte to its serial port (COM1).")
 _kind("serial.rx", Layer.VM, "A byte of input was placed in the guest's serial port.")
 _kind("disk.read", Layer.HYPERVISOR, "The virtual disk controller read sectors from the image file.")
 _kind("disk.write", Layer.HYPERVISOR, "The virtual disk controller wrote sectors to the image file.")
 _kind("disk.flush", Layer.HYPERVISOR, "The guest flushed the disk cache: writes are on stable storage.")
+_kind("disk.queued", Layer.HYPERVISOR, "A VM's disk request (VM, LBA, size) joined the I/O queue of the physical disk its disk lives on.")
+_kind("disk.started", Layer.HARDWARE, "The physical disk started serving a request: the I/O scheduler chose it by shares and rate limits.")
+_kind("disk.done", Layer.HARDWARE, "The physical disk finished a request; the VM's disk controller completes it and interrupts the guest.")
 _kind("net.frame", Layer.HYPERVISOR, "The virtual switch handled an Ethernet frame.")
 
 

@@ -247,8 +247,27 @@ def build_kernel(tc: Toolchain, name: str, out_dir: Path, sources: list[str],
 
 
 TINYOS_SOURCES = ["tinyos/isr.S", "tinyos/cpu.c", "tinyos/task.c", "tinyos/syscall.c",
-                  "tinyos/tty.c", "tinyos/ata.c", "tinyos/fs.c", "tinyos/memory.c", "tinyos/shell.c",
-                  "tinyos/user.c", "tinyos/kernel.c"]
+                  "tinyos/tty.c", "tinyos/ata.c", "tinyos/virtio_blk.c", "tinyos/disk.c", "tinyos/fs.c", "tinyos/memory.c", "tinyos/shell.c",
+                  "tinyos/user.c", "tinyos/balloon.c", "balloon/driver.c", "tinyos/kernel.c",
+                  "tinyos/virtio_net.c", "tinyos/net.c", "tinyos/netcmd.c"]
+MEMGUEST_SOURCES = ["twins/memguest_isr.S", "twins/memguest.c"]     # the memory guests' runtime
+
+
+# diskbench works on the disk after its kernel: sectors 128 on (64 KiB), 256 KiB by default.
+DISKBENCH_REGION_START = 64 * 1024
+DISKBENCH_REGION = 256 * 1024
+DISKBENCH_SOURCES = ["diskbench/isr.S", "diskbench/atapio.c", "tinyos/virtio_blk.c", "diskbench/diskbench.c"]
+
+
+def build_diskbench(tc: Toolchain, out_dir: Path) -> list[Path]:
+    built = build_kernel(tc, "diskbench", out_dir, DISKBENCH_SOURCES,
+                         cmdline="kib=256 block=4 ops=64 qd=1 seed=1 mode=verify\n")
+    img = built[0]
+    data = img.read_bytes()
+    if len(data) > DISKBENCH_REGION_START:
+        raise GuestBuildError("diskbench: the kernel outgrew the 64 KiB before its test region")
+    img.write_bytes(data + bytes(DISKBENCH_REGION_START + DISKBENCH_REGION - len(data)))
+    return built
 
 
 @dataclass(frozen=True)
@@ -269,6 +288,25 @@ GUESTS: dict[str, Guest] = {
     "tinyos": Guest("tiny preemptive OS: tasks, ring 3, syscalls, shell, ATA and TinyFS",
                     lambda tc, out: build_kernel(
                         tc, "tinyos", out, TINYOS_SOURCES, files_dir="tinyos/files")),
+    "twins": Guest("fills memory with a pattern identical in every copy, then checks it (page sharing)",
+                   lambda tc, out: build_kernel(
+                       tc, "twins", out, MEMGUEST_SOURCES + ["twins/twins.c"],
+                       cmdline="kib=1024 rate=0 checks=3 interval=10\n")),
+    "memhog": Guest("touches memory at a set rate and checks it on every pass (swapping, limits)",
+                    lambda tc, out: build_kernel(
+                        tc, "memhog", out, MEMGUEST_SOURCES + ["memhog/memhog.c"],
+                        cmdline="kib=1024 rate=0 passes=3 seed=1\n")),
+    "balloon": Guest("balloon driver demo: lends free pages to the hypervisor and takes them back",
+                     lambda tc, out: build_kernel(
+                         tc, "balloon", out, MEMGUEST_SOURCES + ["balloon/driver.c", "balloon/balloon.c"],
+                         cmdline="kib=1024 cache=0 ticks=300 work=10\n")),
+    "router": Guest("router on a stick: one NIC on an 802.1Q trunk, forwards IPv4 between VLANs",
+                    lambda tc, out: build_kernel(
+                        tc, "router", out, ["router/router_isr.S", "router/router.c",
+                                            "tinyos/virtio_net.c", "tinyos/net.c"],
+                        cmdline="vlan10=10.0.10.1/24 vlan20=10.0.20.1/24\n")),
+    "diskbench": Guest("sequential and random disk I/O with a verified pattern, timed in guest time "
+                       "(ATA or virtio-blk)", build_diskbench),
 }
 
 def build_all(out_dir: Path, names: list[str] | None = None) -> list[Path]:

@@ -27,7 +27,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("disk", "sandbox.cli.disk_cmd", "Create, inspect, snapshot and convert virtual disks."),
     Command("lesson", "sandbox.cli.lesson_cmd", "List the lessons and play one step by step."),
     Command("lab", "sandbox.cli.lab_cmd", "Start, check and grade the pytest-graded labs."),
+    Command("switch", "sandbox.cli.switch_cmd", "Show a virtual switch: ports, VLANs, counters, MAC table."),
     Command("doctor", "sandbox.cli.doctor_cmd", "Say what this machine offers (KVM, engines, clocks)."),
+    Command("memcheck", "sandbox.cli.memcheck_cmd", "Run a scenario and check memory isolation as it runs."),
 )
 
 

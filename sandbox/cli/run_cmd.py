@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", nargs="?", help="disk image, or machine config (.toml)")
     p.add_argument("--kernel", help="boot this Multiboot ELF kernel directly (like qemu -kernel)")
     p.add_argument("--cmdline", default="", help="kernel command line (with --kernel)")
-    p.add_argument("--backend", choices=("unicorn", "kvm"), default=None, help="vCPU engine (default unicorn)")
+    p.add_argument("--backend", choices=("unicorn", "kvm"), default=None, help="vCPU engine (default unicorn); kvm runs in wall-clock time: "
+                   "deterministic mode is Unicorn-only")
     p.add_argument("--memory", type=int, default=16, metavar="MIB", help="guest RAM in MiB (default 16)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="wall-clock limit")
     p.add_argument("--for", dest="for_seconds", type=float, default=None, metavar="SECONDS",
@@ -25,6 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", default="", metavar="TEXT", help="text for the guest's serial input (\\n allowed)")
     p.add_argument("--screen", action="store_true", help="print the final 80x25 VGA text screen")
     p.add_argument("--trace", metavar="FILE", help="write every event as a JSON line")
+    p.add_argument("--report", metavar="FILE", help="write the run report (per VM: state, console, "
+                   "CPU run/ready/co-stop time, entitlement; host CPUs) as JSON")
+    p.add_argument("--pcap", action="append", default=[], metavar="SWITCH=FILE",
+                   help="capture every frame entering virtual switch SWITCH into a pcap file "
+                   "(opens in Wireshark/tshark; timestamps are guest time)")
     p.add_argument("--fast", action="store_true", help="wall-clock time slices (faster, not reproducible)")
     p.add_argument("--quiet", action="store_true", help="do not stream the serial console")
 
@@ -51,11 +58,21 @@ def load(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
+    if config.host.backend == "kvm":
+        from sandbox.backends.kvm import vm as kvm_vm   # noqa: PLC0415 (only for KVM runs)
+        machine_kvm = kvm_vm.probe()
+        if machine_kvm.usable:
+            print(machine_kvm.startup_line(), file=sys.stderr)
     trace = open(args.trace, "w") if args.trace else None
     machine = Machine(config)
     try:
         if trace is not None:
             machine.events.subscribe(lambda ev: trace.write(ev.to_json() + "\n"))
+        for spec in args.pcap:
+            switch, sep, path = spec.partition("=")
+            if not sep or not switch or not path:
+                raise ConfigError(f"--pcap {spec}: expected SWITCH=FILE, e.g. --pcap vswitch0=capture.pcap")
+            machine.hypervisor.network.capture(switch, path)
         multi = len(config.vms) > 1
         if not args.quiet:
             for vm in machine.vms.values():
@@ -68,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
             machine.hypervisor.timeout_all(f"timed out after {args.timeout:g} s")
         elif outcome == "idle":
             machine.hypervisor.timeout_all("every vCPU is halted and no timer can wake it")
+        failure = machine.hypervisor.scheduler.failure
+        if failure is not None:
+            print(f"sandbox: {failure}; fell back to round robin", file=sys.stderr)
+        if args.report:
+            _write_report(machine, args.report)
         if args.screen:
             for vm in machine.vms.values():
                 if multi:
@@ -78,6 +100,15 @@ def run(args: argparse.Namespace) -> int:
         machine.close()
         if trace is not None:
             trace.close()
+
+
+def _write_report(machine, path: str) -> None:
+    try:
+        with open(path, "w") as f:
+            json.dump(machine.report(), f, indent=2)
+            f.write("\n")
+    except OSError as e:
+        raise ConfigError(f"--report {path}: cannot write ({e.strerror})") from None
 
 
 def _printer(prefix: str | None):

@@ -9,9 +9,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from sandbox.config.model import HostConfig, MachineConfig, VmConfig
-from sandbox.config.schema import HOST_KEYS, VM_KEYS, Key
+from sandbox.config.model import HostConfig, MachineConfig, NicConfig, SwitchConfig, VmConfig
+from sandbox.config.schema import HOST_KEYS, NIC_KEYS, SWITCH_KEYS, VM_KEYS, Key
 from sandbox.errors import ConfigError
+from sandbox.net.netconfig import check_network
 
 
 def unescape(text: str) -> bytes:
@@ -32,7 +33,7 @@ def _check(where: str, key: str, value: Any, table: dict[str, Key], base: Path |
         raise ConfigError(f"{where}: '{key}' = {value!r} {problem}")
     if spec.path:
         path = Path(value)
-        return (base / path) if base is not None and not path.is_absolute() else path
+        return ((base / path) if base is not None and not path.is_absolute() else path).resolve()
     return value
 
 
@@ -47,6 +48,11 @@ def build_vm(values: dict[str, Any], where: str, base: Path | None) -> VmConfig:
             raise ConfigError(f"{where}: {key} '{values[key]}' not found (looked for {checked[key]})")
     if "input" in checked:
         checked["input"] = unescape(checked["input"])
+    if "nic" in checked:
+        nic = {k: _check(f"{where} nic", k, v, NIC_KEYS, base) for k, v in checked["nic"].items()}
+        if "switch" not in nic:
+            raise ConfigError(f"{where} nic: missing 'switch'")
+        checked["nic"] = NicConfig(**nic)
     return VmConfig(**checked)
 
 
@@ -60,10 +66,10 @@ def load_machine(path: str | Path) -> MachineConfig:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    sections = {"host", "vm"}
+    sections = {"host", "vm", "switch"}
     for key in data:
         if key not in sections:
-            raise ConfigError(f"{path}: unknown section '{key}' (known: [host], [[vm]])")
+            raise ConfigError(f"{path}: unknown section '{key}' (known: [host], [[vm]], [[switch]])")
     host_values = data.get("host", {})
     if not isinstance(host_values, dict):
         raise ConfigError(f"{path}: [host] must be a table")
@@ -77,7 +83,18 @@ def load_machine(path: str | Path) -> MachineConfig:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: two VMs are named '{name}'")
-    config = MachineConfig(host, vms, str(path))
+    switch_tables = data.get("switch", [])
+    if not isinstance(switch_tables, list) or not all(isinstance(t, dict) for t in switch_tables):
+        raise ConfigError(f"{path}: the switch section must be [[switch]] tables")
+    switches = []
+    for i, t in enumerate(switch_tables):
+        where = f"{path} [[switch]] #{i + 1}"
+        values = {k: _check(where, k, v, SWITCH_KEYS, path.parent) for k, v in t.items()}
+        if "name" not in values:
+            raise ConfigError(f"{where}: missing 'name'")
+        switches.append(SwitchConfig(**values))
+    config = MachineConfig(host, vms, str(path), switches)
+    check_network(config)
     if host.memory_mib is not None and host.memory_mib < 2:
         raise ConfigError(f"{path} [host]: 'memory_mib' too small")
     return config

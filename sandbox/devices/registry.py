@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
 from sandbox.devices.acpi_pm import AcpiPm1Control
-from sandbox.devices.ata import AtaDisk
+from sandbox.devices.ata_queued import QueuedAtaDisk
 from sandbox.devices.base import Device, DeviceContext
 from sandbox.devices.cmos_rtc import DEFAULT_EPOCH, CmosRtc
 from sandbox.devices.debug_exit import DebugExit
@@ -30,9 +30,15 @@ from sandbox.devices.portb import PortB
 from sandbox.devices.post import PostPort
 from sandbox.devices.uart16550 import Uart16550
 from sandbox.devices.vga import Vga
+from sandbox.devices.virtio.blk import VirtioBlk
+from sandbox.devices.virtio.net import VirtioNet
+from sandbox.net.frames import mac_bytes
+from sandbox.net.netconfig import nic_mac
 
 if TYPE_CHECKING:
+    from sandbox.config.model import VmConfig
     from sandbox.storage.base import BlockImage
+    from sandbox.storage.disk_port import DiskPort
 
 
 @dataclass
@@ -43,6 +49,14 @@ class MachineParts:
     disk: "BlockImage | None" = None
     rtc_epoch: datetime = DEFAULT_EPOCH
     devices: dict[str, Device] = field(default_factory=dict)
+    config: "VmConfig | None" = None          # the VM's config, for devices it configures (NIC)
+    disk_port: "DiskPort | None" = None       # the disk's place in its physical disk's I/O queue
+
+    def disk_on(self, bus: str) -> tuple["BlockImage | None", "DiskPort | None"]:
+        """(image, I/O port) for the controller on ``bus`` ("ata" or "virtio"), or
+        (None, None) when the VM's disk is on the other bus."""
+        wanted = self.config.disk_bus if self.config is not None else "ata"
+        return (self.disk, self.disk_port) if bus == wanted else (None, None)
 
     def register(self, name: str, device: Device) -> None:
         self.devices[name] = device
@@ -86,8 +100,9 @@ PC_DEVICES: tuple[DeviceSpec, ...] = (
                "The keyboard controller, used here for the A20 gate and for machine reset."),
     DeviceSpec("port92", lambda n, c, p: Port92(n, c), ((0x92, 1, None),), None,
                "System control port A: the fast A20 gate and fast reset."),
-    DeviceSpec("ata0", lambda n, c, p: AtaDisk(n, c, p.disk), ((0x1F0, 8, None), (0x3F6, 1, "control")), 14,
-               "The ATA disk on the primary IDE channel, backed by the VM's disk image."),
+    DeviceSpec("ata0", lambda n, c, p: QueuedAtaDisk(n, c, *p.disk_on("ata")),
+               ((0x1F0, 8, None), (0x3F6, 1, "control")), 14,
+               "The ATA disk on the primary IDE channel, backed by the VM's disk image (disk_bus = \"ata\")."),
     DeviceSpec("vga", lambda n, c, p: Vga(n, c), ((0x3C0, 32, None),), None,
                "VGA text mode: the screen is guest RAM at 0xB8000; these ports hold the cursor and colours."),
     DeviceSpec("acpi-pm", lambda n, c, p: AcpiPm1Control(n, c), ((0x604, 2, None),), None,
@@ -104,3 +119,34 @@ def spec(name: str) -> DeviceSpec:
         if entry.name == name:
             return entry
     raise KeyError(f"no device named {name!r} in the PC device table")
+
+
+# --- virtio-MMIO devices: present when the VM's config asks for them ---------------------------
+@dataclass(frozen=True)
+class VirtioSpec:
+    """A paravirtual device in a fixed virtio-MMIO slot (``virtio.mmio.slot(n)`` gives its
+    base address and IRQ), so a guest finds it at the same place every time, as
+    Firecracker's guests do: slot 0 is the block device, slot 1 the network card."""
+    name: str
+    slot: int
+    wanted: Callable[["VmConfig"], bool]
+    factory: Callable[[str, DeviceContext, MachineParts, int], Device]    # (name, ctx, parts, irq)
+    description: str
+
+
+def _virtio_net(name: str, ctx: DeviceContext, parts: MachineParts, irq: int) -> Device:
+    assert parts.config is not None
+    return VirtioNet(name, ctx, irq, mac=mac_bytes(nic_mac(parts.config)))
+
+
+def _virtio_blk(name: str, ctx: DeviceContext, parts: MachineParts, irq: int) -> Device:
+    image, port = parts.disk_on("virtio")
+    return VirtioBlk(name, ctx, image, port, irq)
+
+
+VIRTIO_DEVICES: tuple[VirtioSpec, ...] = (
+    VirtioSpec("virtio-blk", 0, lambda cfg: cfg.disk is not None and cfg.disk_bus == "virtio", _virtio_blk,
+               "A paravirtual disk (slot 0: 0xD0000000, IRQ 10): requests in a ring, one exit per batch."),
+    VirtioSpec("virtio-net", 1, lambda cfg: cfg.nic is not None, _virtio_net,
+               "A virtio-net card (slot 1: 0xD0001000, IRQ 11), plugged into a port of a virtual switch."),
+)

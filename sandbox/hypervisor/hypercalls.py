@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from sandbox.hypervisor import balloon, smp
+
 if TYPE_CHECKING:
     from sandbox.backends.base import VCpuBackend
     from sandbox.vm.machine import VirtualMachine
@@ -59,6 +61,22 @@ def _time(vm: "VirtualMachine", regs: dict[str, int]) -> dict[str, int]:
 @_register(3, "memory_size", "Returns the VM's RAM size in KiB in EAX.")
 def _memory_size(vm: "VirtualMachine", regs: dict[str, int]) -> dict[str, int]:
     return {"eax": vm.memory.size >> 10}
+
+
+# Ballooning (sandbox/hypervisor/balloon.py): 0x10-0x12.
+_register(0x10, "balloon_target", "Returns the pages the balloon should hold in EAX, the pages it "
+          "holds in EDX.")(balloon.hypercall_target)
+_register(0x11, "balloon_inflate", "Gives the hypervisor ECX guest pages, u32 frame numbers at "
+          "guest-physical EBX; EAX = how many it took.")(balloon.hypercall_inflate)
+_register(0x12, "balloon_deflate", "Takes back ECX pages from the balloon (frame numbers at EBX); "
+          "EAX = how many were returned.")(balloon.hypercall_deflate)
+
+# SMP guests (sandbox/hypervisor/smp.py): 0x20-0x21.
+_register(0x20, "start_vcpu", "Starts vCPU EBX in 32-bit flat protected mode at EIP = ECX, ESP = ESI, "
+          "with the GDT whose lgdt operand is at guest-physical EDI and the caller's CS/DS; it gets its "
+          "index in EAX. EAX = 0, or -1.")(smp.hypercall_start_vcpu)
+_register(0x21, "kick_vcpu", "Wakes vCPU EBX from hlt (a paravirtual IPI). EAX = 0 (woken), 1 (was not "
+          "halted) or -1.")(smp.hypercall_kick_vcpu)
 
 
 def hypercall(vm: "VirtualMachine", vcpu: "VCpuBackend") -> None:

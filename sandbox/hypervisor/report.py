@@ -3,16 +3,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sandbox.hypervisor.mem_report import host_memory, vm_memory
+from sandbox.hypervisor.sched_report import cpu_report
+from sandbox.net.net_report import switches, vm_net
+from sandbox.storage.host_disks import disk_report
+
 if TYPE_CHECKING:
     from sandbox.hypervisor.hypervisor import Hypervisor
 
 
 def build_report(hv: "Hypervisor") -> dict[str, Any]:
-    elapsed = max(hv.now_ns, 1)
+    cpu, host_cpus, scheduler = cpu_report(hv)
     vms = []
     for vm in hv.vms.values():
-        run = sum(c.stats.run_ns for c in vm.vcpus)
-        ready = sum(c.stats.ready_ns for c in vm.vcpus)
         vms.append({
             "name": vm.name,
             "state": vm.state.value,
@@ -20,25 +23,20 @@ def build_report(hv: "Hypervisor") -> dict[str, Any]:
             "exit_status": vm.exit_status,
             "console": vm.console.decode("latin-1"),
             "exits": dict(sorted(vm.exit_counts.items())),
-            "cpu": {
-                "vcpus": len(vm.vcpus),
-                "run_seconds": run / 1e9,
-                "ready_seconds": ready / 1e9,
-                "received_fraction": run / elapsed,
-                "instructions": sum(c.stats.instructions for c in vm.vcpus),
-            },
-            "memory": {
-                "resident_pages": vm.memory.resident_pages() if vm.memory else 0,
-                "cow_faults": hv.memory_manager.cow_faults.get(vm.name, 0),
-            },
+            "cpu": cpu[vm.name],
+            "memory": vm_memory(hv.memory_manager, vm.name),
+            "net": vm_net(hv, vm),
+            "disk": disk_report(vm.disk_port, vm.config.disk_bus),
         })
     return {
         "guest_time_seconds": hv.now_ns / 1e9,
         "deterministic": hv.deterministic,
         "backend": hv.backend_name,
         "host": {
-            "cpus": [{"index": c.index, "busy_seconds": c.busy_ns / 1e9} for c in hv.host.cpus],
-            "memory": {"frames_total": hv.host.ram.frames, "frames_free": hv.host.ram.free_count},
+            "cpus": host_cpus,
+            "scheduler": scheduler,
+            "memory": host_memory(hv.memory_manager),
         },
         "vms": vms,
+        "switches": switches(hv),
     }

@@ -13,13 +13,15 @@ import enum
 from typing import TYPE_CHECKING, Any, Callable
 
 from sandbox.devices.base import DeviceContext, IrqLine
-from sandbox.devices.registry import PC_DEVICES, MachineParts
+from sandbox.devices.registry import PC_DEVICES, VIRTIO_DEVICES, MachineParts
+from sandbox.devices.virtio.mmio import WINDOW, slot
 from sandbox.errors import SandboxError
 from sandbox.firmware.bios import Firmware
 from sandbox.firmware.multiboot import boot_multiboot
 from sandbox.hypervisor.bus import Bus
 from sandbox.hypervisor.clock import NS_PER_INSTRUCTION, VmClock
 from sandbox.hypervisor.dispatcher import dispatch_io, dispatch_mmio
+from sandbox.net.netconfig import kernel_cmdline
 from sandbox.storage import open_image
 from sandbox.vm.exits import Exit
 from sandbox.vm.vcpu import VCpu, VCpuState
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from sandbox.config.model import VmConfig
     from sandbox.hypervisor.hypervisor import Hypervisor
     from sandbox.storage.base import BlockImage
+    from sandbox.storage.disk_port import DiskPort
     from sandbox.vm.exits import IoExit, MmioExit
 
 
@@ -55,6 +58,7 @@ class VirtualMachine:
         self.vcpus: list[VCpu] = []
         self.devices: dict[str, Any] = {}
         self.disk: "BlockImage | None" = None
+        self.disk_port: "DiskPort | None" = None    # the disk's place in its physical disk's I/O queue
         self.memory = None  # type: ignore[assignment]
         self.exit_counts: dict[str, int] = {}
         self._pending: tuple[str, Any] | None = None     # ("off", (reason, status)) / ("reset", None)
@@ -89,21 +93,24 @@ class VirtualMachine:
                      note="host frames are given on first touch")
         if cfg.disk is not None:
             self.disk = open_image(str(cfg.disk), readonly=cfg.readonly)
+            self.disk_port = self.hv.attach_disk(cfg)
             self.publish("power.open_disk", path=str(cfg.disk), format=self.disk.format,
-                         size=self.disk.size(), readonly=self.disk.readonly)
+                         size=self.disk.size(), readonly=self.disk.readonly, bus=cfg.disk_bus,
+                         host_disk=self.disk_port.queue.name, host_disk_kind=self.disk_port.queue.kind)
         self._wire_devices()
         self._boot()
         self.state = VmState.RUNNING
         bsp = self.vcpus[0]
         bsp.state = VCpuState.RUNNABLE
         self.publish("power.guest_start", vcpu=0, eip=bsp.backend.get_regs()["eip"])
+        self._attach_network()
         self.publish("power.running")
 
     def _boot(self) -> None:
         bsp = self.vcpus[0].backend
         if self.config.kernel is not None:
             self.firmware.post()
-            entry = boot_multiboot(bsp, self.memory, str(self.config.kernel), self.config.cmdline,
+            entry = boot_multiboot(bsp, self.memory, str(self.config.kernel), kernel_cmdline(self.config),
                                    boot_drive=0x80 if self.disk else None)
             self.publish("power.firmware_boot_read", kernel=str(self.config.kernel), entry=entry)
         else:
@@ -114,17 +121,34 @@ class VirtualMachine:
             vm_name=self.name, clock=self.clock.now, publish=self.publish, irq=self._irq_line,
             power_off=self.power_off, reset=self.request_reset, set_a20=self.set_a20,
             read_guest=self.memory.read, write_guest=self.memory.write, memory=self.memory)
-        parts = MachineParts(disk=self.disk, memory_mib=self.config.memory_mib)
+        parts = MachineParts(disk=self.disk, memory_mib=self.config.memory_mib, config=self.config,
+                             disk_port=self.disk_port)
         for spec in PC_DEVICES:
             dev = spec.factory(spec.name, ctx, parts)
             self.devices[spec.name] = dev
             for base, length, attr in spec.windows:
                 self.io_bus.register(base, length, getattr(dev, attr) if attr else dev)
             parts.register(spec.name, dev)
+        for vspec in VIRTIO_DEVICES:                 # paravirtual devices the config asks for
+            if vspec.wanted(self.config):
+                base, irq = slot(vspec.slot)
+                dev = vspec.factory(vspec.name, ctx, parts, irq)
+                self.devices[vspec.name] = dev
+                self.mmio_bus.register(base, WINDOW, dev)
+                parts.register(vspec.name, dev)
         self.pic = self.devices["pic"]
         self.uart = self.devices["com1"]
         self.uart.sink = self._console_output
         self.vga = self.devices["vga"]
+
+    def _attach_network(self) -> None:
+        """Plug the NIC into its switch port (after the guest started, as a cable is)."""
+        nic = self.devices.get("virtio-net")
+        if nic is None or self.config.nic is None:
+            return
+        port = self.hv.network.plug(self.name, self.config.nic, nic, lambda: self.active)
+        self.publish("power.network_attached", switch=self.config.nic.switch, port=port.number,
+                     mac=nic.state()["mac"], vlan=port.vlan.describe())
 
     def _irq_line(self, number: int) -> IrqLine:
         return IrqLine(number, self._set_irq)
@@ -233,7 +257,7 @@ class VirtualMachine:
 
     def run_vcpu(self, vcpu: VCpu, end_ns: int, wall_slice_us: int | None = None) -> None:
         """Run ``vcpu`` until guest time ``end_ns``, it blocks, or the VM stops."""
-        from sandbox.backends.unicorn.interrupts import TripleFault   # noqa: PLC0415
+        from sandbox.vm.interrupt_delivery import TripleFault   # noqa: PLC0415
         clock = self.clock
         clock.start(vcpu.backend, clock.base_ns)
         vcpu.state = VCpuState.RUNNING

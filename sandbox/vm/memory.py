@@ -40,6 +40,9 @@ class GuestMemory:
         self.frames = self.size >> PAGE_SHIFT
         self.table: list[int] = [NOT_PRESENT] * self.frames          # gfn -> hfn
         self.writable: list[bool] = [False] * self.frames            # False: shared, CoW on write
+        # Guest frames without a host frame for a reason (table entry NOT_PRESENT):
+        self.swapped: dict[int, int] = {}       # gfn -> slot in the host swap file
+        self.ballooned: set[int] = set()        # given to the hypervisor by the balloon driver
         self._on_fault = on_fault       # the memory manager: (memory, gfn, write) -> hfn
         self.mmio = mmio
         self.a20 = True                 # fast A20 gate (port 0x92); when off, bit 20 wraps

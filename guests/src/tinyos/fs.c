@@ -1,7 +1,8 @@
 /*
  * fs.c - TinyFS, a read-only file system that fits in one directory sector.
  *
- * Disk layout (sector = 512 bytes; written by sandbox/guestbuild.py):
+ * Disk layout (sector = 512 bytes; written by sandbox/guestbuild.py), read
+ * through disk.c from whichever disk tinyos found:
  *   LBA 1, the directory:
  *     offset 0   "TINYFS01"                  magic
  *     offset 8   u32 number of files (at most 15)
@@ -25,9 +26,9 @@ enum fs_status fs_mount(void)
     static uint8_t sector[512];
 
     count = 0;
-    if (!ata_present())
+    if (!disk_present())
         return status = FS_NO_DISK;
-    if (ata_read(DIRECTORY_LBA, sector) != 0)
+    if (disk_read(DIRECTORY_LBA, sector) != 0)
         return status = FS_READ_ERROR;
     if (memcmp(sector, "TINYFS01", 8) != 0)
         return status = FS_NOT_FORMATTED;
@@ -68,7 +69,7 @@ int fs_read(const struct tinyfs_file *file, void (*emit)(char))
     static uint8_t sector[512];
 
     for (uint32_t done = 0; done < file->size; done += 512) {
-        if (ata_read(file->lba + done / 512, sector) != 0)
+        if (disk_read(file->lba + done / 512, sector) != 0)
             return -1;
         uint32_t n = file->size - done < 512 ? file->size - done : 512;
         for (uint32_t i = 0; i < n; i++)

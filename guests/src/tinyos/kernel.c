@@ -19,6 +19,7 @@ static void start_task(const char *name, void (*entry)(void), int ring)
 void kmain(uint32_t magic, const struct multiboot_info *info)
 {
     memory_init(magic, info);           /* first: copy the loader's data */
+    net_boot_options(magic, info);
     console_init(1);                    /* COM1 with receive interrupts, VGA */
     kprintf("tinyos: booted by %s\n", boot_loader_name());
     if (magic != MULTIBOOT_BOOT_MAGIC)
@@ -29,10 +30,7 @@ void kmain(uint32_t magic, const struct multiboot_info *info)
     kprintf("cpu: GDT with ring 0 and ring 3 segments and a TSS; IDT with 32 exceptions\n");
     kprintf("pic: IRQ 0-15 on vectors 0x20-0x2f; pit: %u Hz\n", TICK_HZ);
 
-    if (ata_init())
-        kprintf("ata0: disk of %u sectors\n", ata_sectors());
-    else
-        kprintf("ata0: no disk\n");
+    disk_init();                        /* virtio-blk if offered, else ATA */
     switch (fs_mount()) {
     case FS_MOUNTED:       kprintf("fs: TinyFS with %d files\n", fs_count()); break;
     case FS_NO_DISK:       kprintf("fs: no disk, no files\n"); break;
@@ -42,12 +40,16 @@ void kmain(uint32_t magic, const struct multiboot_info *info)
 
     task_init_idle();
     tty_init();
+    balloon_start();
+    net_start();
     start_task("shell", shell_main, 0);
     start_task("counter", user_counter, 3);
     kprintf("tinyos: starting the scheduler\n\n");
 
     /* From the first timer tick on, the scheduler runs the tasks; this code
      * continues as task 0, "idle", whenever nobody else is ready. */
-    for (;;)
+    for (;;) {
+        balloon_idle();
         sti_hlt();
+    }
 }

@@ -74,6 +74,16 @@ static uint32_t usable_kib(void)
     return have_sizes ? mem_lower_kib + mem_upper_kib : 0;
 }
 
+uint32_t memory_top(void)
+{
+    for (int i = 0; i < region_count; i++) {
+        uint64_t end = regions[i].base + regions[i].length;
+        if (regions[i].type == 1 && regions[i].base <= 0x100000 && end > 0x100000)
+            return end > 0xFFFFF000u ? 0xFFFFF000u : (uint32_t)end & ~0xFFFu;
+    }
+    return have_sizes ? 0x100000 + mem_upper_kib * 1024 : 0x100000;
+}
+
 void memory_print_summary(void)
 {
     kprintf("memory: %u KiB usable (%s)\n", usable_kib(),

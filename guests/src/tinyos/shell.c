@@ -114,6 +114,12 @@ static void cmd_fault(const char *args)
     kprintf("fault: the kernel is still running\n");
 }
 
+static void cmd_balloon(const char *args)
+{
+    (void)args;
+    balloon_print_status();
+}
+
 static void cmd_poweroff(const char *args)
 {
     (void)args;
@@ -130,6 +136,9 @@ static const struct command commands[] = {
     { "cat",      "print a file: cat NAME",                      cmd_cat },
     { "echo",     "print the rest of the line",                  cmd_echo },
     { "fault",    "run a ring-3 task that breaks a rule",        cmd_fault },
+    { "balloon",  "pages lent to the hypervisor (sandbox only)",  cmd_balloon },
+    { "ping",     "echo requests: ping [-f] ADDRESS [COUNT]",    cmd_ping },
+    { "net",      "the network card, address and counters",      cmd_net },
     { "poweroff", "turn the machine off (ACPI)",                 cmd_poweroff },
     { 0, 0, 0 },
 };

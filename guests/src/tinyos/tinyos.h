@@ -8,8 +8,12 @@
  *   syscall.c  the int 0x80 system calls
  *   tty.c      serial input: the IRQ 4 handler and a ring buffer the shell reads
  *   ata.c      the ATA disk, PIO mode, LBA28, polled
+ *   disk.c     the boot disk: virtio-blk if the hypervisor offers one (virtio_blk.c), else ATA
  *   fs.c       TinyFS, a read-only file system: one directory sector
  *   memory.c   the memory map handed over by the boot loader
+ *   balloon.c  lends free RAM to the sandbox's hypervisor (the balloon driver)
+ *   netcmd.c   the network: ip= from the command line, the ping and net commands
+ *              (net.c: ARP, IPv4, ICMP, UDP echo; virtio_net.c: the NIC driver)
  *   user.c     programs that run in ring 3 (they may only use system calls)
  *   shell.c    the command line
  *   kernel.c   kmain: bring everything up in order
@@ -88,11 +92,14 @@ struct trapframe *syscall_dispatch(struct trapframe *frame);
 void tty_init(void);
 char tty_getc(void);            /* blocks the calling task until a byte arrives */
 
-/* ---- disk and file system (ata.c, fs.c) --------------------------------- */
+/* ---- disk and file system (ata.c, disk.c, fs.c) ------------------------- */
 int ata_init(void);             /* 1 if there is an ATA disk on the primary master */
 int ata_present(void);
 uint32_t ata_sectors(void);
 int ata_read(uint32_t lba, void *buffer);       /* one 512-byte sector; 0 on success */
+void disk_init(void);           /* probe virtio-blk, then ATA; print what was found */
+int disk_present(void);
+int disk_read(uint32_t lba, void *buffer);      /* one 512-byte sector; 0 on success */
 
 struct tinyfs_file {
     char name[24];
@@ -113,6 +120,18 @@ void memory_init(uint32_t magic, const struct multiboot_info *info);
 void memory_print_summary(void);
 void memory_print_map(void);
 const char *boot_loader_name(void);
+uint32_t memory_top(void);      /* end of the usable RAM that holds the kernel */
+
+/* ---- the balloon driver (balloon.c, ../balloon/driver.c) ------------------ */
+void balloon_start(void);       /* find the free pages; detect the hypervisor */
+void balloon_idle(void);        /* called by the idle task: follow the target */
+void balloon_print_status(void);
+
+/* ---- the network (netcmd.c, net.c, virtio_net.c) -------------------------- */
+void net_boot_options(uint32_t magic, const struct multiboot_info *info);  /* copy ip=, gw= */
+void net_start(void);           /* find the virtio-net card; quiet if there is none */
+void cmd_ping(const char *args);
+void cmd_net(const char *args);
 
 /* ---- ring-3 programs (user.c) and the shell (shell.c) -------------------- */
 void user_counter(void);

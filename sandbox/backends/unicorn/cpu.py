@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 
-from unicorn import (UC_ARCH_X86, UC_ERR_EXCEPTION, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
+from unicorn import (UC_ARCH_X86, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_ERR_EXCEPTION, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
                      UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE,
                      UC_MODE_32, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
                      UC_TLB_VIRTUAL, Uc, UcError)
@@ -298,6 +298,8 @@ class UnicornVCpu(VCpuBackend):
         return bool(self.uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF)
 
     def interrupt(self, vector: int) -> None:
+        if self._seen_generation != self.memory.generation:
+            self.mappings_changed()       # delivery reads the IDT/GDT through the TLB
         interrupts.deliver(self, vector)
 
     def _slice_over(self) -> None:
@@ -311,8 +313,10 @@ class UnicornVCpu(VCpuBackend):
         self.uc.emu_stop()
 
     def mappings_changed(self) -> None:
+        """Forget cached translations (the binding has no ctl_flush_tlb: use the control).
+        Safe from inside TLB-fill and I/O hooks; takes effect at the next access."""
         self._seen_generation = self.memory.generation
-        self.uc.ctl_flush_tlb()
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
 
     def close(self) -> None:
         self.uc = None  # type: ignore[assignment]
