@@ -47,15 +47,13 @@ def screenshot(window, facade, path: str, after_s: float, tab: str, inspector: s
     window.show()
     facade.power_on(None)
     ticket = facade.run_until(int(after_s * 1e9))
-    seq = None
     while True:                      # keep the views fed while the machine runs
         window.refresh()
         app.processEvents()
         snap = facade.snapshot()
-        if seq is None and ticket.done.is_set() and snap is not None:
-            seq = snap.seq
-        if seq is not None and snap.seq > seq and snap.speed == "step":
-            break
+        after_it = ticket.done.is_set() and snap is not None and snap.commands >= ticket.number
+        if after_it and snap.speed == "step":
+            break                    # it ran to the target and paused
         time.sleep(1 / 60)
     facade.settle(30)
     calm = time.monotonic() + 2.5       # let the power-on animations fade: a calm picture
@@ -84,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    elif sys.platform.startswith("linux") and not any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        print("sandbox-gui: no display (DISPLAY is not set); use --screenshot to render offscreen",
+              file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication   # noqa: PLC0415 (Qt only when the GUI runs)
 
     from gui.facade import MachineFacade          # noqa: PLC0415

@@ -167,7 +167,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "power_on": Command(power_on, "Run the power-on workflow of a VM (of every VM not yet on when none is named)."),
+    "power_on": Command(power_on, "Run the power-on workflow of a VM (every VM not on yet when none is named)."),
     "pause": Command(pause, "Stop scheduling one VM's vCPUs; the other VMs go on."),
     "resume": Command(resume, "Schedule a paused VM's vCPUs again."),
     "power_off": Command(power_off, "Pull the plug of one VM: it stops at once, its disk is flushed."),
@@ -177,7 +177,7 @@ COMMANDS: dict[str, Command] = {
     "step": Command(step, "Pause the machine and execute exactly one instruction on one vCPU."),
     "speed": Command(speed, "Choose single step (paused), slow motion or full speed."),
     "run_until": Command(run_until, "Run at full speed until a guest time, then pause."),
-    "inspect": Command(inspect, "Choose the vCPU whose registers and code (and, if asked, screen) are copied for the inspector."),
+    "inspect": Command(inspect, "Choose the vCPU whose registers, code (and screen) the inspector shows."),
     "breakpoints": Command(breakpoints, "Replace the set of breakpoints."),
     "trace_frequent": Command(trace_frequent, "Record the frequent event kinds too (the machine gets slower)."),
     "barrier": Command(barrier, "Nothing; used to wait for the commands before it."),

@@ -8,6 +8,7 @@ copied here once at start.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -154,9 +155,9 @@ class MachineFacade:
 
     def settle(self, timeout: float = 20.0) -> Snapshot:
         """Wait until every queued command ran and a snapshot taken after them is out."""
-        self.barrier().wait(timeout)
-        seq = self._out.snapshot.seq if self._out.snapshot else -1
-        return self.wait_for(lambda s: s.seq > seq, timeout)
+        ticket = self.barrier()
+        ticket.wait(timeout)
+        return self.wait_for(lambda s: s.commands >= ticket.number, timeout)
 
     @property
     def worker_rounds(self) -> int:
@@ -166,7 +167,11 @@ class MachineFacade:
         if self._closed:
             return
         self._closed = True
-        self._worker.stop()
+        if not self._worker.stop():
+            # Closing the engine under a running vCPU could crash the process: leave it.
+            print("sandbox-gui: the machine thread did not stop in time; not closing the machine",
+                  file=sys.stderr)
+            return
         self._machine.close()
         if self._on_close is not None:
             self._on_close()

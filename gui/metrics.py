@@ -50,7 +50,7 @@ class MemoryField:
 
 MEMORY_FIELDS: tuple[MemoryField, ...] = (
     MemoryField("resident", "resident_pages", _resident_pages, "Guest pages backed by a host RAM frame."),
-    MemoryField("shared", "shared_pages", _shared_pages, "Guest pages on a frame shared with other pages (copy-on-write)."),
+    MemoryField("shared", "shared_pages", _shared_pages, "Guest pages on a frame shared with others (copy-on-write)."),
     MemoryField("swapped", "swapped_pages", None, "Guest pages the hypervisor wrote to the host swap file."),
     MemoryField("ballooned", "ballooned_pages", None, "Guest pages the balloon driver handed back to the hypervisor."),
 )

@@ -14,6 +14,7 @@ from sandbox.events import EVENT_KINDS, Event
 
 Keys = tuple[str, ...]
 Flow = tuple[str, str, str]
+LAYER_BANDS = {"vm": "band.vm", "hypervisor": "band.hypervisor", "hardware": "band.hardware"}
 
 
 def _vm(e: Event, part: str = "") -> str:
@@ -86,9 +87,43 @@ FLOWS: dict[str, Callable[[Event], Flow]] = {
     "disk.write": lambda e: (_vm(e, "disk"), "hw.disks", "write"),
 }
 
+def _vm_part(part: str) -> Callable[[str], Keys]:
+    return lambda what: (f"vm.{what.partition('/')[0]}.{part}",)
+
+
+def _host(what: str) -> Keys:
+    if what.startswith("cpu") and what[3:].isdigit():
+        return (f"hw.pcpu.{what[3:]}",)
+    return ({"ram": "hw.ram", "disk": "hw.disks", "nic": "hw.nics"}.get(what, "band.hardware"),)
+
+
+_HV_PARTS = {"scheduler": "hv.scheduler", "memory_manager": "hv.memory", "dispatcher": "hv.devices",
+             "firmware": "hv.firmware", "devices": "hv.devices", "switch": "hv.switch"}
+
+# What a lesson step may ask to highlight ("kind:what", see lessons/engine/format.py HIGHLIGHTS).
+HIGHLIGHT_PLACES: dict[str, Callable[[str], Keys]] = {
+    "layer": lambda what: (LAYER_BANDS.get(what, "band.vm"),),
+    "vm": lambda what: (f"vm.{what}",),
+    "vcpu": _vm_part("vcpus"),
+    "device": lambda what: ("hv.devices", f"vm.{what.partition('/')[0]}"),
+    "host": _host,
+    "hypervisor": lambda what: (_HV_PARTS.get(what, "band.hypervisor"),),
+}
+
+
+def highlight_places(names: list[str] | tuple[str, ...]) -> Keys:
+    """Diagram keys for a lesson's highlight names, e.g. ["layer:vm", "device:hello/com1"]."""
+    keys: list[str] = []
+    for name in names:
+        kind, _, what = name.partition(":")
+        where = HIGHLIGHT_PLACES.get(kind)
+        if where is not None:
+            keys.extend(where(what))
+    return tuple(keys)
+
+
 # Where a key goes when the current layout does not show it.
 FALLBACK = {"hv.firmware": "hv.devices", "hv.switch": "hw.nics"}
-LAYER_BANDS = {"vm": "band.vm", "hypervisor": "band.hypervisor", "hardware": "band.hardware"}
 
 
 def places(e: Event) -> Keys:

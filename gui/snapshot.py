@@ -106,6 +106,7 @@ class Snapshot:
     detail: Detail | None = None
     breakpoints: tuple[str, ...] = ()
     stopped_at: str | None = None  # the breakpoint hit that paused the machine
+    commands: int = 0              # GUI commands the worker had run when it took this
     extra: dict[str, Any] = field(default_factory=dict)
 
     def vm(self, name: str) -> VmView | None:
@@ -163,7 +164,8 @@ class SnapshotTaker:
         self._on_pcpu[ev.data["pcpu"]] = (ev.vm, ev.data["vcpu"], ev.seq)
 
     def take(self, speed: str, inspect: tuple[str, int, bool] | None, breakpoints: tuple[str, ...] = (),
-             stopped_at: str | None = None, force_ram: bool = False, between_rounds: bool = True) -> Snapshot:
+             stopped_at: str | None = None, force_ram: bool = False, between_rounds: bool = True,
+             commands: int = 0) -> Snapshot:
         """``between_rounds``: False when called from inside a scheduler round (an event
         subscriber); then nothing that may change the machine's state is called."""
         m = self.machine
@@ -195,7 +197,8 @@ class SnapshotTaker:
                  "nics": tuple(f"{n.name}  {n.mac}" for n in host.nics)}
         self.seq += 1
         return Snapshot(self.seq, now, m.now_ns, speed, hv.backend_name, hv.deterministic, hv.quantum_ns,
-                        vms, pcpus, runqueue, self._ram, counters, detail, breakpoints, stopped_at, extra)
+                        vms, pcpus, runqueue, self._ram, counters, detail, breakpoints, stopped_at,
+                        commands, extra)
 
     def _pcpu_vcpu(self, index: int) -> str | None:
         last = self._on_pcpu.get(index)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox.events import Event
 
 from gui.metrics import History
-from gui.places import places
+from gui.places import highlight_places, places
 from gui.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class ExplorerState:
         self._frame_times: deque[float] = deque(maxlen=60)
         self.layout_changed = True
         self.selection_changed = True
+        self.changed = True
+        self._dirty = False             # a user choice since the last frame
         if self.selected_vm:
             facade.inspect(self.selected_vm, 0, self.screen_wanted)
 
@@ -87,11 +89,16 @@ class ExplorerState:
         self.new_messages = self.facade.drain_messages()
         self.messages.extend(self.new_messages)
         snap = self.facade.snapshot()
-        if snap is not None and snap is not self.snapshot:
+        fresh = snap is not None and snap is not self.snapshot
+        if fresh:
             self.snapshot = snap
             self.history_changed = self.history.offer(snap)
         else:
             self.history_changed = False
+        # Anything for the views to redraw? (If not, the frame ends here: cheap.)
+        self.changed = bool(fresh or self.new_events or self.console_new or self.new_messages
+                            or self.layout_changed or self.selection_changed or self._dirty)
+        self._dirty = False
 
     def end_frame(self) -> None:
         """Called after every view refreshed: one-frame flags go back down."""
@@ -104,6 +111,7 @@ class ExplorerState:
             return
         self.selected_vm, self.selected_vcpu = name, vcpu
         self.selection_changed = True
+        self._dirty = True
         self.facade.inspect(name, vcpu, self.screen_wanted)
 
     def want_screen(self, on: bool) -> None:
@@ -117,8 +125,15 @@ class ExplorerState:
             self.layout_changed = True
 
     def select_event(self, ev: Event | None) -> None:
+        self._dirty = True
         self.selected_event = ev
         self.selected_places = places(ev) if ev is not None else ()
+
+    def highlight(self, names: list[str]) -> None:
+        """Outline what a lesson step talks about ("layer:vm", "device:hello/com1", ...)."""
+        self._dirty = True
+        self.selected_event = None
+        self.selected_places = highlight_places(names)
 
     def vm_view(self, name: str | None = None) -> Any:
         snap = self.snapshot

@@ -50,6 +50,7 @@ class Ticket:
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: str | None = None
+    number: int = 0                 # commands the worker had run when it finished this one
 
     def wait(self, timeout: float = 10.0) -> Any:
         if not self.done.wait(timeout):
@@ -70,6 +71,7 @@ class Worker:
         self.breaks = BreakpointEngine(machine)
         self.snapshots = SnapshotTaker(machine)
         self.rounds_run = 0
+        self.commands_run = 0
         self._wake = threading.Event()
         self._quit = False
         self._force = True
@@ -93,11 +95,13 @@ class Worker:
         self._wake.set()
         return ticket
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Ask the thread to finish and wait; False if it is still running after ``timeout``."""
         self._quit = True
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     @property
     def alive(self) -> bool:
@@ -140,8 +144,8 @@ class Worker:
             hit = self.breaks.take_hit()
             if hit is not None:
                 self._stop_at(hit.detail)
-            if self._force or time.monotonic() >= self._next_snapshot:
-                self._publish()
+            if self._force or ran and time.monotonic() >= self._next_snapshot:
+                self._publish()         # a paused machine only changes through commands (forced)
             if not ran:
                 self._wake.wait(0.05)
         if self._unsubscribe is not None:
@@ -167,6 +171,8 @@ class Worker:
                 traceback.print_exc(file=sys.stderr)
             finally:
                 self._force = True
+                self.commands_run += 1
+                ticket.number = self.commands_run
                 ticket.done.set()
 
     def _may_run(self) -> bool:
@@ -219,6 +225,7 @@ class Worker:
     def _publish(self, force_ram: bool = False, between_rounds: bool = True) -> None:
         self.out.snapshot = self.snapshots.take(
             self.speed, self.inspect, tuple(b.describe() for b in self.breaks.breakpoints),
-            self.stopped_at, force_ram=force_ram or self._force, between_rounds=between_rounds)
+            self.stopped_at, force_ram=force_ram or self._force, between_rounds=between_rounds,
+            commands=self.commands_run)
         self._force = False
         self._next_snapshot = time.monotonic() + SNAPSHOT_PERIOD_S

@@ -256,7 +256,8 @@ MEMGUEST_SOURCES = ["twins/memguest_isr.S", "twins/memguest.c"]     # the memory
 # diskbench works on the disk after its kernel: sectors 128 on (64 KiB), 256 KiB by default.
 DISKBENCH_REGION_START = 64 * 1024
 DISKBENCH_REGION = 256 * 1024
-DISKBENCH_SOURCES = ["diskbench/isr.S", "diskbench/atapio.c", "tinyos/virtio_blk.c", "diskbench/diskbench.c"]
+DISKBENCH_SOURCES = ["diskbench/isr.S", "diskbench/machine.c", "diskbench/atapio.c", "tinyos/virtio_blk.c",
+                     "diskbench/diskbench.c"]
 
 
 def build_diskbench(tc: Toolchain, out_dir: Path) -> list[Path]:

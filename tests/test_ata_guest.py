@@ -54,3 +54,67 @@ def test_ata_pio_write_is_persisted(tmp_path):
     assert data[1024:1536] == b"ATA!" * 128
     assert data[512:1024] == bytes(512)               # nothing else touched
     assert [e.kind for e in flushes] == ["disk.write", "disk.flush"]
+
+
+READ_TWO_SECTORS_WITH_IRQS = r"""
+    xor %ax, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    movw $irq14, 0x76*4             # IRQ 14 -> vector 0x76 (BIOS slave base 0x70)
+    movw $0, 0x76*4+2
+    in $0xa1, %al
+    and $0xbf, %al                  # unmask IRQ 14 on the slave PIC
+    out %al, $0xa1
+    sti
+    mov $0x3f6, %dx; xor %al, %al; out %al, %dx        # nIEN = 0: interrupts on
+    mov $0x1f6, %dx; mov $0xe0, %al; out %al, %dx
+    mov $0x1f2, %dx; mov $2, %al; out %al, %dx        # two sectors
+    mov $0x1f3, %dx; mov $1, %al; out %al, %dx        # from LBA 1
+    mov $0x1f4, %dx; xor %al, %al; out %al, %dx
+    mov $0x1f5, %dx; out %al, %dx
+    mov $0x1f7, %dx; mov $0x20, %al; out %al, %dx     # READ SECTORS
+    mov $0x8000, %di
+    cld
+2:  mov $0x1f7, %dx
+3:  in %dx, %al
+    test $0x08, %al
+    jz 3b
+    mov $0x1f0, %dx
+    mov $256, %cx
+    rep insw                        # the next sector's IRQ arrives during this
+    cmp $0x8400, %di
+    jb 2b
+    mov $0x8000, %si                # check: word i of the data is i
+    xor %bx, %bx
+4:  lodsw
+    cmp %bx, %ax
+    jne bad
+    inc %bx
+    cmp $512, %bx
+    jb 4b
+    mov irqs, %al
+    mov $0xf4, %dx
+    out %al, %dx
+bad:
+    mov $0xee, %al
+    mov $0xf4, %dx
+    out %al, %dx
+irq14:
+    push %ax
+    incb irqs
+    mov $0x20, %al
+    out %al, $0xa0
+    out %al, $0x20
+    pop %ax
+    iret
+irqs: .byte 0
+"""
+
+
+def test_rep_insw_with_interrupts_keeps_every_word(tmp_path):
+    data = b"".join(i.to_bytes(2, "little") for i in range(512))
+    img = disk_image(tmp_path / "r.img", READ_TWO_SECTORS_WITH_IRQS, extra=data + bytes(512 * 6))
+    m = Machine.from_image(img)
+    m.power_on()
+    m.run(wall_timeout_s=20)
+    assert m.vm().exit_status == (2 << 1) | 1, m.vm().exit_reason   # both sector IRQs, data intact

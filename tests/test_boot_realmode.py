@@ -179,3 +179,61 @@ def test_access_beyond_ram_is_open_bus_and_an_isolation_event(tmp_path):
     vm.memory.write(0x3000000, b"\x00")
     assert vm.memory.read(0x3000000, 1) == b"\xff"
     assert rec.events and rec.events[0].data["gpa"] == 0x3000000
+
+
+def test_sti_hlt_takes_the_pending_interrupt_after_hlt(tmp_path):
+    # An interrupt pending while IF=0 must not be delivered between STI and HLT (the
+    # interrupt shadow): it wakes the HLT, and its return address is after the HLT.
+    # The test single-steps to the instruction after STI, where a slice could end.
+    from asm import boot_sector
+    code = boot_sector("""
+    cli
+    xor %ax, %ax
+    mov %ax, %ds
+    movw $handler, 0x08*4
+    movw $0, 0x08*4+2
+    mov $0x0a, %al                  # OCW3: read IRR
+    out %al, $0x20
+1:  in $0x20, %al
+    test $1, %al                    # wait until the timer's IRQ 0 is pending
+    jz 1b
+    sti
+    hlt
+after:
+    mov saved_ip, %ax
+    cmp $after, %ax
+    jne 2f
+    mov $0x11, %al
+    mov $0xf4, %dx
+    out %al, %dx
+2:  mov $0x22, %al
+    mov $0xf4, %dx
+    out %al, %dx
+handler:
+    cmpw $0, saved_ip                # remember only the first interrupt's return address
+    jne 3f
+    push %bp
+    mov %sp, %bp
+    mov 2(%bp), %ax
+    mov %ax, saved_ip
+    pop %bp
+3:
+    mov $0x20, %al
+    out %al, $0x20
+    iret
+saved_ip: .word 0
+""")
+    img = tmp_path / "sti.img"
+    img.write_bytes(code)
+    hlt_at = 0x7C00 + code.index(b"\xfb\xf4") + 1
+    m = Machine.from_image(img)
+    m.power_on()
+    cpu = m.vm().vcpus[0].backend
+    m.run(until_ns=m.vm().devices["pit"].next_deadline())   # IRQ 0 just became pending
+    for _ in range(1000):
+        if cpu.get_regs()["eip"] == hlt_at:
+            break
+        m.step()
+    assert cpu.get_regs()["eip"] == hlt_at and m.vm().pic.has_interrupt()
+    m.run(wall_timeout_s=20)
+    assert m.vm().exit_status == (0x11 << 1) | 1

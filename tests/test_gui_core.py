@@ -189,8 +189,8 @@ def test_disassembly_lines_up_on_the_instruction_pointer():
 def test_the_machinery_behind_the_window_does_not_need_qt():
     import subprocess
     import sys
-    code = ("import sys, gui.facade, gui.worker, gui.snapshot, gui.metrics, gui.places, gui.layouts, gui.state, gui.bench;"
-            "print('PySide6' in sys.modules)")
+    modules = "gui.facade, gui.worker, gui.snapshot, gui.metrics, gui.places, gui.layouts, gui.state, gui.bench"
+    code = f"import sys, {modules}; print('PySide6' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -146,6 +146,14 @@ def test_clicked_event_is_outlined_where_it_happened(model):
     assert {k for k, b in view.blocks.items() if b.selected} == {"vm.beta.disk", "hw.disks"}
 
 
+def test_a_lesson_step_can_outline_parts_of_the_diagram(model):
+    view = ArchitectureView(model)
+    model.highlight(["layer:hypervisor", "vcpu:alpha/0", "host:cpu1", "hypervisor:memory_manager", "bogus:x"])
+    frame(model, view)
+    assert {k for k, b in view.blocks.items() if b.selected} == {
+        "band.hypervisor", "vm.alpha.vcpus", "hw.pcpu.1", "hv.memory"}
+
+
 def test_workflow_panel_lights_steps_as_their_events_arrive(model):
     panel = WorkflowPanel(model)
     for kind, _ in WORKFLOW_STEPS[:3]:

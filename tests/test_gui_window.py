@@ -83,7 +83,7 @@ def test_power_on_lights_the_workflow_steps_in_order(qtbot, window):
     assert arrivals == sorted(arrivals)
     assert window.workflow.table.item(0, 0).text().startswith("\u2713 1.")
     assert window.workflow.table.item(5, 1).text() == "skipped"     # no NIC
-    assert not window.inspector.buttons["power_on"].isEnabled()
+    pump(qtbot, window, lambda: not window.inspector.buttons["power_on"].isEnabled())   # next snapshot
 
 
 def test_console_shows_guest_output_and_accepts_input(qtbot, window):

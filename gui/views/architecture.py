@@ -154,6 +154,11 @@ class ArchitectureView(QGraphicsView):
                 break
         super().mousePressEvent(event)
 
+    @property
+    def animating(self) -> bool:
+        """Flashes or arrows are fading: the diagram needs frames even when nothing is new."""
+        return bool(self.flashes or self.arrows)
+
     # --- refreshing -------------------------------------------------------------------------------
     def refresh(self) -> None:
         state = self.state

@@ -17,12 +17,13 @@ from gui.theme import LAYER_COLOURS
 LOG_ROWS = 20_000
 COLUMNS = ("guest time", "VM", "layer", "kind", "details")
 ANY = "(any)"
+HEX_FIELDS = frozenset({"port", "eip", "entry", "hfn", "gfn", "old_hfn", "addr", "gpa", "vector", "value"})
 
 
 def details(ev: Event) -> str:
     parts = []
     for k, v in ev.data.items():
-        if isinstance(v, int) and not isinstance(v, bool) and k in ("port", "eip", "entry", "hfn", "gfn", "addr", "gpa", "vector", "value"):
+        if isinstance(v, int) and not isinstance(v, bool) and k in HEX_FIELDS:
             v = hex(v)
         parts.append(f"{k}={v}")
     return ", ".join(parts)

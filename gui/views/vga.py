@@ -14,6 +14,9 @@ DEFAULT_PALETTE = ((0, 0, 0), (0, 0, 170), (0, 170, 0), (0, 170, 170), (170, 0, 
                    (85, 255, 255), (255, 85, 85), (255, 85, 255), (255, 255, 85), (255, 255, 255))
 
 
+LEFT_CENTRE = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+
+
 class VgaView(QWidget):
     def __init__(self, state: ExplorerState) -> None:
         super().__init__()
@@ -61,7 +64,7 @@ class VgaView(QWidget):
                     p.fillRect(QRectF(x, y, cw + 0.5, ch + 0.5), colours[bg])
                 if char != " " and char != "\x00":
                     p.setPen(colours[attr & 0x0F])
-                    p.drawText(QRectF(x, y, cw * 2, ch), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, char)
+                    p.drawText(QRectF(x, y, cw * 2, ch), LEFT_CENTRE, char)
         row, col = self.cursor
         if 0 <= row < rows and 0 <= col < cols:
             p.fillRect(QRectF(x0 + col * cw, y0 + row * ch + ch * 0.8, cw, ch * 0.15), QColor("#e5e7eb"))

@@ -11,7 +11,7 @@ from typing import Callable
 from sandbox.config.model import MachineConfig, VmConfig
 from sandbox.errors import BackendUnavailable, SandboxError
 from sandbox.events import EventBus
-from sandbox.host.host import Host
+from sandbox.host.host import Host, PhysicalDisk
 from sandbox.hypervisor.backends import ENGINES
 from sandbox.hypervisor.memory_manager import MemoryManager
 from sandbox.hypervisor.policies import make_policy
@@ -46,6 +46,7 @@ class Hypervisor:
         # The physical disks and their I/O queues (sandbox/storage/io_queue.py). A request's
         # completion is a device deadline of its VM, like a timer.
         self.io_queues = make_io_queues(config.host, config.vms, self.events.publish, self.events.wants)
+        self.host.disks = [PhysicalDisk(q.name, q.kind) for q in self.io_queues.values()]
         self.vms: dict[str, VirtualMachine] = {}
         for vm_config in config.vms:
             self.vms[vm_config.name] = VirtualMachine(vm_config, self)

@@ -27,6 +27,7 @@ pausing and the memory manager's tick happen between chunks, with no vCPU runnin
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 CHUNK_NS = 50_000_000        # the hypervisor's run loop regains control this often
 RETRY_NS = 200_000           # a vCPU that has not stopped yet is asked again
 SLACK_NS = 100_000           # the slice may end this early (the timer ends it on time)
+MIN_SLICE_NS = 200_000       # a wake-up deadline does not cut a slice shorter than this
+GIL_SWITCH_S = 0.0002        # Python's default 5 ms would let a busy thread delay the timer
 
 
 class SliceTimer:
@@ -47,13 +50,15 @@ class SliceTimer:
         self._cond = threading.Condition()
         self._due: dict[int, tuple[int, "VCpuBackend"]] = {}     # pCPU -> (wall ns, vCPU)
         self._stopped = False
+        self._wakes_at: int | None = None     # when the timer thread looks again (None: when told)
         self._thread = threading.Thread(target=self._loop, name="slice-timer", daemon=True)
         self._thread.start()
 
     def arm(self, pcpu: int, backend: "VCpuBackend", wall_ns: int) -> None:
         with self._cond:
             self._due[pcpu] = (wall_ns, backend)
-            self._cond.notify()
+            if self._wakes_at is None or self._wakes_at > wall_ns:
+                self._cond.notify()           # (otherwise it will see this deadline in time)
 
     def disarm(self, pcpu: int) -> None:
         with self._cond:
@@ -69,11 +74,13 @@ class SliceTimer:
         with self._cond:
             while not self._stopped:
                 if not self._due:
+                    self._wakes_at = None
                     self._cond.wait()
                     continue
                 pcpu, (when, backend) = min(self._due.items(), key=lambda kv: kv[1][0])
                 now = time.perf_counter_ns()
                 if when > now:
+                    self._wakes_at = when
                     self._cond.wait((when - now) / 1e9)
                     continue
                 backend.request_stop()
@@ -136,7 +143,9 @@ class ParallelRunner:
         self.done = False
         self.idle_forever = False
         self.error: BaseException | None = None
-        self.sched._sync(hv.now_ns)
+        self.sched.sync(hv.now_ns)
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
         timer = SliceTimer()
         workers = [threading.Thread(target=self._worker, args=(p, timer), name=f"pcpu{p}", daemon=True)
                    for p in range(self.threads)]
@@ -156,12 +165,13 @@ class ParallelRunner:
             raise
         finally:
             timer.close()
+            sys.setswitchinterval(switch_interval)
         if not self.idle_forever:            # (the last slices may end a little after stop_at)
             hv.now_ns = max(hv.now_ns, self.now())
         self.sched.settle(hv.now_ns)
         if self.error is not None:
             raise self.error
-        return not self.idle_forever
+        return not self.idle_forever or not hv.active_vms     # (no VM left: the hypervisor says "stopped")
 
     def _worker(self, p: int, timer: SliceTimer) -> None:
         while True:
@@ -179,13 +189,13 @@ class ParallelRunner:
         or None when this thread is done."""
         sched, hv = self.sched, self.hv
         t = self.now()
-        if self.done or t >= self.stop_at:
+        if self.done or t >= self.stop_at or not hv.active_vms:
             return None
         hv.now_ns = max(hv.now_ns, t)
         busy = frozenset(self.busy)
         try:
-            sched._sync(t, skip=busy)
-            sched._advance_idle_vms(t, busy)
+            sched.sync(t, skip=busy)
+            sched.advance_idle_vms(t, busy)
             sched.refresh(t)
             seat, offered = sched.decide(p, t, busy)
             sched.switch(p, seat, t)
@@ -207,7 +217,10 @@ class ParallelRunner:
         sched, vm = self.sched, seat.vm
         self.busy.add(vm.name)
         sched.begin(seat, t)
-        end = sched.slice_end(seat, t, min(t + self.hv.quantum_ns, self.stop_at))
+        # The slice ends at the tick, or when a sleeping VM's timer may wake it (so the
+        # policy can let it preempt), but not sooner than MIN_SLICE_NS.
+        wake = max(sched.next_wake(t), t + MIN_SLICE_NS)
+        end = sched.slice_end(seat, t, min(t + self.hv.quantum_ns, self.stop_at, wake))
         vm.clock.set(t)
         start = vm.clock.now()
         timer.arm(p, seat.vcpu.backend, self._wall(end))

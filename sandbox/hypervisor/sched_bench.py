@@ -6,6 +6,8 @@
   fast mode, under each policy. Their aggregate guest MIPS, divided by the aggregate
   MIPS of two bare Unicorn instances running the loop at once on two host threads
   with no hooks at all (the ceiling). Goal: >= 0.85. The lowest policy is the figure.
+  ``scheduler_overhead_5ms_tick`` repeats round robin with a 5 ms tick
+  (``quantum_ms = 5``): the cost is mostly per slice.
 * ``parallel_speedup``: the same eight VMs on two pCPUs versus one (round robin).
   Goal: >= 1.8 on a 2-core machine. ``raw_parallel_speedup`` is what two bare Unicorn
   threads achieve on this host at this moment: the real ceiling (other processes on
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import threading
 import time
@@ -116,10 +119,12 @@ def raw_mips(threads: int, seconds: float) -> float:
 
 
 # --- the hypervisor ---------------------------------------------------------------------------------
-def hypervisor_mips(image: Path, policy: str, cpus: int, seconds: float, fast: bool = True) -> dict:
+def hypervisor_mips(image: Path, policy: str, cpus: int, seconds: float, fast: bool = True,
+                    quantum_ms: float = 1.0) -> dict:
     from sandbox.api import Machine   # noqa: PLC0415 (keep `import sched_bench` light)
     vms = [VmConfig(name=f"hog{i}", memory_mib=2, disk=image, readonly=True) for i in range(VMS)]
-    config = MachineConfig(HostConfig(cpus=cpus, deterministic=not fast, scheduler=policy), vms)
+    config = MachineConfig(HostConfig(cpus=cpus, deterministic=not fast, scheduler=policy,
+                                      quantum_ms=quantum_ms), vms)
     with Machine(config) as m:
         m.power_on()
         m.run_for(50_000_000)                   # boot and warm the translation caches
@@ -130,42 +135,57 @@ def hypervisor_mips(image: Path, policy: str, cpus: int, seconds: float, fast: b
         iterations = {vm.name: vm.vcpus[0].backend.get_regs()["ebp"] - before[vm.name] for vm in m.vms.values()}
         decisions = m.hypervisor.scheduler.decisions
     total = sum(iterations.values()) * INSNS_PER_ITERATION
-    return {"mips": total / wall / 1e6, "guest_mips": total / guest / 1e6, "decisions": decisions,
-            "min_vm_share": min(iterations.values()) / max(sum(iterations.values()), 1)}
+    return {"mips": total / wall / 1e6, "guest_mips": total / guest / 1e6, "decisions": decisions}
 
 
-def measure(seconds: float = 1.0) -> dict:
+def measure(seconds: float = 0.5, repeats: int = 3) -> dict:
+    """Each configuration runs ``repeats`` times, interleaved with the others, and keeps
+    its best run: other processes on the host only ever make a run slower."""
+    runs: dict[str, list[float]] = {}
+
+    def keep(name: str, mips: float) -> None:
+        runs.setdefault(name, []).append(mips)
+
     with tempfile.TemporaryDirectory() as d:
         image = Path(d) / "hog.img"
         image.write_bytes(boot_sector())
-        raw1 = raw_mips(1, seconds)
-        raw2 = raw_mips(2, seconds)
-        per_policy = {p: hypervisor_mips(image, p, 2, seconds) for p in POLICIES}
-        one_pcpu = hypervisor_mips(image, "round_robin", 1, seconds)
-        det = hypervisor_mips(image, "round_robin", 2, seconds / 4, fast=False)
-    overhead = {p: r["mips"] / raw2 for p, r in per_policy.items()}
-    speedup = per_policy["round_robin"]["mips"] / one_pcpu["mips"]
+        for _ in range(repeats):
+            keep("raw1", raw_mips(1, seconds))
+            keep("raw2", raw_mips(2, seconds))
+            for p in POLICIES:
+                keep(p, hypervisor_mips(image, p, 2, seconds)["mips"])
+            keep("one_pcpu", hypervisor_mips(image, "round_robin", 1, seconds)["mips"])
+            keep("tick_5ms", hypervisor_mips(image, "round_robin", 2, seconds, quantum_ms=5.0)["mips"])
+        det = hypervisor_mips(image, "round_robin", 2, seconds / 2, fast=False)
+    best = {k: max(v) for k, v in runs.items()}
+    median = {k: statistics.median(v) for k, v in runs.items()}
+    overhead = {p: best[p] / best["raw2"] for p in POLICIES}
     out = {
         "scheduler_overhead": round(min(overhead.values()), 3),
         "scheduler_overhead_goal": 0.85,
         "scheduler_overhead_by_policy": {p: round(v, 3) for p, v in overhead.items()},
-        "parallel_speedup": round(speedup, 3),
+        "scheduler_overhead_median": round(min(median[p] for p in POLICIES) / median["raw2"], 3),
+        "parallel_speedup": round(best["round_robin"] / best["one_pcpu"], 3),
         "parallel_speedup_goal": 1.8,
-        "raw_parallel_speedup": round(raw2 / raw1, 3),
-        "raw_mips_1_thread": round(raw1, 1),
-        "raw_mips_2_threads": round(raw2, 1),
-        "hypervisor_mips_2_pcpus": {p: round(r["mips"], 1) for p, r in per_policy.items()},
-        "hypervisor_mips_1_pcpu": round(one_pcpu["mips"], 1),
-        "fairness_min_vm_share": round(min(r["min_vm_share"] for r in per_policy.values()), 4),
+        "parallel_speedup_median": round(median["round_robin"] / median["one_pcpu"], 3),
+        "raw_parallel_speedup": round(best["raw2"] / best["raw1"], 3),
+        "raw_mips_1_thread": round(best["raw1"], 1),
+        "raw_mips_2_threads": round(best["raw2"], 1),
+        "hypervisor_mips_2_pcpus": {p: round(best[p], 1) for p in POLICIES},
+        "hypervisor_mips_1_pcpu": round(best["one_pcpu"], 1),
+        "one_pcpu_over_raw_1_thread": round(best["one_pcpu"] / best["raw1"], 3),
+        "scheduler_overhead_5ms_tick": round(best["tick_5ms"] / best["raw2"], 3),
         "deterministic_mode_wall_mips_2_pcpus": round(det["mips"], 1),
         "quantum_ms": 1.0,
+        "repeats": repeats,
+        "seconds_per_run": seconds,
     }
     notes = []
     if out["scheduler_overhead"] < 0.85:
         notes.append("scheduler_overhead below goal")
     if out["parallel_speedup"] < 1.8:
-        notes.append(f"parallel_speedup below goal; the host itself gave {out['raw_parallel_speedup']}x "
-                     f"to two bare Unicorn threads just before")
+        notes.append(f"parallel_speedup below goal; two bare Unicorn threads got "
+                     f"{out['raw_parallel_speedup']}x on this host at the same time")
     out["notes"] = "; ".join(notes) or "goals met"
     return out
 
@@ -173,9 +193,10 @@ def measure(seconds: float = 1.0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(json.dumps(measure(args.seconds), indent=2))
+    print(json.dumps(measure(args.seconds, args.repeats), indent=2))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ class Scheduler:
                                capacity=100 * len(self.hv.host.cpus))
 
     # --- keeping the seats in step with the machine --------------------------------------------
-    def _sync(self, t: int, skip: frozenset[str] = frozenset()) -> None:
+    def sync(self, t: int, skip: frozenset[str] = frozenset()) -> None:
+        """Give new VMs' vCPUs a seat; notice changes the machine made (except in ``skip``)."""
         if not self._set_up:
             self._set_up = True
             self._call("setup", HostInfo(len(self.hv.host.cpus), self.hv.quantum_ns, self.hv.deterministic), t=t)
@@ -150,10 +151,13 @@ class Scheduler:
 
     def refresh(self, t: int) -> None:
         """Account every waiting vCPU up to ``t`` and ask the policy whether it is held back."""
-        for seat in self.all_seats():
-            if seat.phase == READY and seat.since <= t:
-                self._accrue(seat, t)
-                self._classify(seat, t)
+        classify = self.policy.has("throttled")
+        for seats in self.seats.values():
+            for seat in seats:
+                if seat.phase == READY and seat.since <= t:
+                    self._accrue(seat, t)
+                    if classify:
+                        self._classify(seat, t)
 
     def settle(self, t: int) -> None:
         for seat in self.all_seats():
@@ -181,9 +185,8 @@ class Scheduler:
 
     def decide(self, pcpu: int, t: int, busy_vms: frozenset[str] = frozenset()) -> tuple[Seat | None, bool]:
         """The policy's choice for ``pcpu`` at ``t``; also whether anything was on offer."""
-        offer = [s.info for s in self.all_seats()
-                 if s.phase == READY and s.reason == "ready" and s.free_at <= t and s.vm.active
-                 and s.vm.name not in busy_vms]
+        offer = [s.info for name, seats in self.seats.items() if name not in busy_vms
+                 for s in seats if s.phase == READY and s.reason == "ready" and s.free_at <= t]
         if not offer:
             return None, False
         choice: VCpuInfo | None = self._call("pick", pcpu, offer, t, t=t)
@@ -263,15 +266,15 @@ class Scheduler:
         if until_ns is not None and t >= until_ns:
             self.settle(t)
             return True
-        self._sync(t)
-        self._advance_idle_vms(t)
+        self.sync(t)
+        self.advance_idle_vms(t)
         self.refresh(t)
         seat, offered = self.decide(p, t)
         self.switch(p, seat, t)
         if seat is None:
             self._idle(p, t, offered, until_ns)
         else:
-            end = min(self._tick_end(t, until_ns), self._next_wake(t))
+            end = min(self._tick_end(t, until_ns), self.next_wake(t))
             self._run(p, seat, t, self.slice_end(seat, t, end))
         return not all(self.parked)
 
@@ -295,12 +298,19 @@ class Scheduler:
                 self.parked[q] = False
                 self.clock[q] = stop
 
-    def _next_wake(self, t: int) -> int:
+    def _sleeping(self, vm: "VirtualMachine") -> bool:
+        """Every vCPU of ``vm`` is halted (or not started): only an interrupt can wake it."""
+        for seat in self.seats.get(vm.name, ()):
+            if seat.phase == READY or seat.phase == RUNNING:
+                return False
+        return True
+
+    def next_wake(self, t: int) -> int:
         """The next timer deadline of a VM whose vCPUs all sleep: it may wake one, and the
         policy may want it to preempt (Xen's BOOST), so the running slice ends there."""
         nxt = 1 << 62
         for vm in self.hv.active_vms:
-            if not any(s.phase in (READY, RUNNING) for s in self.seats.get(vm.name, ())):
+            if self._sleeping(vm):
                 d = vm.next_deadline()
                 if d is not None and t < d < nxt:
                     nxt = d
@@ -325,12 +335,12 @@ class Scheduler:
         nxt = min(times)
         self.clock[p] = min(nxt, until_ns) if until_ns is not None else nxt
 
-    def _advance_idle_vms(self, t: int, busy_vms: frozenset[str] = frozenset()) -> None:
+    def advance_idle_vms(self, t: int, busy_vms: frozenset[str] = frozenset()) -> None:
         """Bring the devices of VMs whose vCPUs all sleep up to ``t``, deadline by deadline,
         so a timer interrupt wakes its vCPU at the right moment. (A VM with a runnable vCPU
         catches up when it next runs, as a descheduled VM's timer does on real hypervisors.)"""
         for vm in self.hv.active_vms:
-            if vm.name in busy_vms or any(s.phase in (READY, RUNNING) for s in self.seats.get(vm.name, ())):
+            if vm.name in busy_vms or not self._sleeping(vm):
                 continue
             last = -1
             while (d := vm.next_deadline()) is not None and last < d <= t:

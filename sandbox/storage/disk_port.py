@@ -80,11 +80,12 @@ class DiskPort:
 
     def next_deadline(self) -> int | None:
         s = self.stream
-        times = [r.done_ns for r in s.finished]
-        if s.pending or s.in_service:
-            t = self.queue.next_event()
-            if t is not None:
-                times.append(t)
+        with self.queue.lock:
+            times = [r.done_ns for r in s.finished]
+            if s.pending or s.in_service:
+                t = self.queue.next_event()
+                if t is not None:
+                    times.append(t)
         return min(times) if times else None
 
     def advance(self, now: int) -> None:
@@ -97,14 +98,17 @@ class DiskPort:
         self._delivering = True
         try:
             finished = self.stream.finished
-            while finished:
-                req = min(finished, key=lambda r: (r.done_ns, r.seq))
-                if req.done_ns > now:
-                    return
-                finished.remove(req)
+            while True:
+                with self.queue.lock:             # the disk may finish requests on other threads
+                    if not finished:
+                        return
+                    req = finished[0] if len(finished) == 1 else min(finished, key=lambda r: (r.done_ns, r.seq))
+                    if req.done_ns > now:
+                        return
+                    finished.remove(req)
                 self.stats.outstanding -= 1
                 self.stats.record(req)
-                req.on_done(req)
+                req.on_done(req)                  # on this VM's thread, without the lock
         finally:
             self._delivering = False
 

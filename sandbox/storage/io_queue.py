@@ -19,10 +19,14 @@ one after another within a scheduler quantum, so a VM whose clock is behind may 
 in a request "in the past"; the queue takes it as arriving when it learns of it,
 which can delay it by up to one quantum. Decisions never depend on wall-clock time:
 every run gives the same schedule.
+
+In fast mode VMs run on several host threads at once, so the queue's state is behind
+a lock; a VM's completions still run only on its own thread (``DiskPort``).
 """
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -75,6 +79,8 @@ class Stream:
 
     def ready_at(self, req: IoRequest, now: int) -> int:
         """When the VM's token buckets let ``req`` start (not before ``now``)."""
+        if not self.buckets:
+            return now
         return max([now] + [b.ready_at(cost(req), now) for b, cost in self.buckets])
 
 
@@ -92,6 +98,7 @@ class IoQueue:
         self.busy_ns = 0                          # disk time spent serving requests
         self.completed = 0
         self._seq = 0
+        self.lock = threading.RLock()             # fast mode: VMs on several host threads
         self._publish = publish
         self._wants = wants or (lambda kind: publish is not None)
 
@@ -111,29 +118,32 @@ class IoQueue:
 
     # --- requests ------------------------------------------------------------------------
     def submit(self, stream: Stream, req: IoRequest) -> None:
-        self._seq += 1
-        req.seq = self._seq
-        req.stream = stream
-        stream.pending.append(req)
-        self._event("disk.queued", req)
-        self.run_until(req.queued_ns)
+        with self.lock:
+            self._seq += 1
+            req.seq = self._seq
+            req.stream = stream
+            stream.pending.append(req)
+            self._event("disk.queued", req)
+            self.run_until(req.queued_ns)
 
     def run_until(self, now: int) -> None:
         """Play the disk's timeline forward to guest time ``now``: finish requests and
         start waiting ones, in time order."""
-        while True:
-            done_at, channel = self._next_completion()
-            start_at, start = self._next_start()
-            if min(done_at, start_at) > now:
-                return
-            if done_at <= start_at:
-                self._finish(channel)
-            else:
-                self._start(*start, start_at)
+        with self.lock:
+            while True:
+                done_at, channel = self._next_completion()
+                start_at, start = self._next_start()
+                if min(done_at, start_at) > now:
+                    return
+                if done_at <= start_at:
+                    self._finish(channel)
+                else:
+                    self._start(*start, start_at)
 
     def next_event(self) -> int | None:
         """Guest time of the next completion or start, or None when the disk is idle."""
-        t = min(self._next_completion()[0], self._next_start()[0])
+        with self.lock:
+            t = min(self._next_completion()[0], self._next_start()[0])
         return None if t >= NEVER else t
 
     # --- the timeline ---------------------------------------------------------------------
@@ -145,14 +155,17 @@ class IoQueue:
 
     def _next_start(self) -> tuple[int, tuple[Stream, int] | None]:
         """When the next request can start, and (its stream, the queue it goes to)."""
-        heads = [s for s in self.streams if s.pending]
-        if not self.idle or not heads:
+        if not self.idle:
             return NEVER, None
         idle_since, channel = self.idle[0]
-        ready = {s: s.ready_at(s.pending[0], max(idle_since, s.pending[0].queued_ns)) for s in heads}
-        when = max(idle_since, min(ready.values()))
-        eligible = [s for s in heads if ready[s] <= when]
-        chosen = min(eligible, key=lambda s: (max(self.vtime, s.tag), s.order))
+        ready = [(s.ready_at(s.pending[0], max(idle_since, s.pending[0].queued_ns)), s)
+                 for s in self.streams if s.pending]
+        if not ready:
+            return NEVER, None
+        if len(ready) == 1:                            # one VM waiting: nothing to choose
+            return max(idle_since, ready[0][0]), (ready[0][1], channel)
+        when = max(idle_since, min(t for t, _ in ready))
+        chosen = min((s for t, s in ready if t <= when), key=lambda s: (max(self.vtime, s.tag), s.order))
         return when, (chosen, channel)
 
     def _start(self, stream: Stream, channel: int, now: int) -> None:

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include "../tinyos/virtio_blk.h"
 #include "atapio.h"
+#include "diskbench.h"
 #include "console.h"
 #include "io.h"
 #include "multiboot.h"
@@ -31,158 +32,8 @@
 #include "string.h"
 
 #define SECTOR 512
-#define MAX_BLOCK_KIB 256
+#define BUFFER_KIB 4096                 /* qd x block may not exceed this */
 #define MAX_BLOCKS 4096
-#define HYPERCALL_PORT 0xD00
-#define HYPERCALL_TIME 2
-
-struct params {
-    uint32_t kib, block, ops, qd, seed, start, reports;
-    char mode[12], wait[8];
-};
-
-static struct params p = { 256, 4, 64, 1, 1, 128, 1, "verify", "irq" };
-
-/* ---- parameters --------------------------------------------------------- */
-
-static int word_is(const char *word, const char *end, const char *key)
-{
-    uint32_t n = strlen(key);
-    return (uint32_t)(end - word) > n && !memcmp(word, key, n) && word[n] == '=';
-}
-
-static void parse_params(const char *text)
-{
-    static const struct { const char *key; uint32_t *field; } numbers[] = {
-        { "kib", &p.kib }, { "block", &p.block }, { "ops", &p.ops }, { "qd", &p.qd },
-        { "seed", &p.seed }, { "start", &p.start }, { "reports", &p.reports },
-    };
-    const char *end = text + 512;
-    while (text < end && *text) {
-        while (text < end && (*text == ' ' || *text == '\n' || *text == '\r' || *text == '\t'))
-            text++;
-        const char *word = text;
-        while (text < end && *text && *text != ' ' && *text != '\n' && *text != '\r' && *text != '\t')
-            text++;
-        for (unsigned i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
-            if (word_is(word, text, numbers[i].key)) {
-                uint32_t value = 0;
-                for (const char *d = word + strlen(numbers[i].key) + 1; d < text && *d >= '0' && *d <= '9'; d++)
-                    value = value * 10 + (uint32_t)(*d - '0');
-                *numbers[i].field = value;
-            }
-        char *strings[] = { p.mode, p.wait };
-        const char *keys[] = { "mode", "wait" };
-        uint32_t sizes[] = { sizeof(p.mode), sizeof(p.wait) };
-        for (int i = 0; i < 2; i++)
-            if (word_is(word, text, keys[i])) {
-                const char *v = word + strlen(keys[i]) + 1;
-                uint32_t n = (uint32_t)(text - v) < sizes[i] - 1 ? (uint32_t)(text - v) : sizes[i] - 1;
-                memcpy(strings[i], v, n);
-                strings[i][n] = 0;
-            }
-    }
-}
-
-/* ---- guest time: the sandbox's hypercall (docs/hypercalls.md) ------------ */
-
-static int on_sandbox;
-
-static int hypervisor_present(void)
-{
-    uint32_t value;
-    __asm__ volatile("inl %%dx, %%eax" : "=a"(value) : "d"(HYPERCALL_PORT));
-    return value == 0x53425831;         /* 'SBX1'; QEMU and real PCs answer 0xFFFFFFFF */
-}
-
-static uint64_t now_ns(void)
-{
-    uint32_t low = HYPERCALL_TIME, high = HYPERCALL_PORT;
-    if (!on_sandbox)
-        return 0;
-    __asm__ volatile("outl %%eax, %%dx" : "+a"(low), "+d"(high) : : "memory");
-    return (uint64_t)high << 32 | low;
-}
-
-/* 64-by-32-bit division with DIV (no libgcc here); the quotient must fit 32 bits. */
-static uint32_t div64(uint64_t n, uint32_t d)
-{
-    uint32_t q, r;
-    __asm__("divl %4" : "=a"(q), "=d"(r) : "a"((uint32_t)n), "d"((uint32_t)(n >> 32)), "rm"(d));
-    return q;
-}
-
-/* ---- interrupts ----------------------------------------------------------- */
-
-volatile uint32_t ticks;                /* counted by timer_interrupt (isr.S) */
-
-void load_flat_gdt(void);
-void timer_interrupt(void);
-void ata_interrupt(void);
-void virtio_interrupt(void);
-void ignore_interrupt(void);
-void exception_interrupt(void);
-
-struct idt_gate {
-    uint16_t offset_low, selector;
-    uint8_t zero, type;                 /* 0x8E: present, ring 0, 32-bit interrupt gate */
-    uint16_t offset_high;
-} __attribute__((packed));
-
-static struct idt_gate idt[IRQ_BASE + 16];
-
-static void set_gate(int vector, void (*handler)(void))
-{
-    uint32_t address = (uint32_t)handler;
-    idt[vector] = (struct idt_gate){ address & 0xFFFF, 0x08, 0, 0x8E, address >> 16 };
-}
-
-static void setup_interrupts(void)
-{
-    struct { uint16_t limit; uint32_t base; } __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint32_t)idt };
-    for (int v = 0; v < 32; v++)
-        set_gate(v, exception_interrupt);
-    for (int irq = 0; irq < 16; irq++)
-        set_gate(IRQ_BASE + irq, ignore_interrupt);
-    set_gate(IRQ_BASE + 0, timer_interrupt);
-    set_gate(IRQ_BASE + ATA_IRQ, ata_interrupt);
-    set_gate(IRQ_BASE + VBLK_IRQ, virtio_interrupt);
-    __asm__ volatile("lidt %0" : : "m"(idtr));
-    pic_remap();
-    pit_set_frequency(1000);
-    pic_unmask(0);
-    pic_unmask(ATA_IRQ);
-    pic_unmask(VBLK_IRQ);
-    sti();
-}
-
-void ata_irq(void)
-{
-    atapio_interrupt();
-    pic_eoi(ATA_IRQ);
-}
-
-void virtio_irq(void)
-{
-    vblk_interrupt();
-    pic_eoi(VBLK_IRQ);
-}
-
-void diskbench_exception(void)
-{
-    kprintf("diskbench: unexpected CPU exception, halting\n");
-    halt_forever();
-}
-
-/* Wait for the virtio disk: sleep until its interrupt unless a request is done. */
-static void sleep_until_interrupt(void)
-{
-    cli();
-    if (vblk_done_waiting())
-        sti();
-    else
-        sti_hlt();
-}
 
 /* ---- the disk, whichever bus it is on -------------------------------------- */
 
@@ -195,7 +46,7 @@ struct slot {
     uint8_t *buffer;
 };
 
-static uint8_t buffers[VBLK_MAX_INFLIGHT][MAX_BLOCK_KIB * 1024] __attribute__((aligned(4096)));
+static uint8_t buffers[BUFFER_KIB * 1024] __attribute__((aligned(4096)));   /* qd slots of `block` KiB */
 static struct slot slots[VBLK_MAX_INFLIGHT];
 static int tag_slot[VBLK_MAX_INFLIGHT];
 static int ata_done[VBLK_MAX_INFLIGHT], ata_done_count;
@@ -224,8 +75,8 @@ static void start(int s)
     }
 }
 
-/* A finished slot (waiting for one if need be). */
-static int finish(void)
+/* A finished slot: waits for one if `wait`, else -1 when none is finished yet. */
+static int finish(int wait)
 {
     if (ata_done_count) {
         int s = ata_done[0];
@@ -234,13 +85,18 @@ static int finish(void)
         ata_done_count--;
         return s;
     }
+    if (!virtio)
+        return -1;
     if (need_kick)
         vblk_kick();                    /* one exit for everything queued since the last */
     need_kick = 0;
     int status, tag;
-    while ((tag = vblk_poll(&status)) < 0)
+    while ((tag = vblk_poll(&status)) < 0) {
+        if (!wait)
+            return -1;
         if (p.wait[0] == 'i')
             sleep_until_interrupt();
+    }
     slots[tag_slot[tag]].ok = status == VBLK_OK;
     return tag_slot[tag];
 }
@@ -310,7 +166,7 @@ static void phase(const char *label, int write, int random, int verify, uint32_t
             uint32_t block = issued % blocks;
             if (random)
                 do block = next_random() % blocks; while (in_flight(block));
-            *x = (struct slot){ 1, write, 0, block, buffers[s] };
+            *x = (struct slot){ 1, write, 0, block, buffers + s * p.block * 1024 };
             if (write) {
                 generation[block]++;
                 fill(x);
@@ -319,12 +175,16 @@ static void phase(const char *label, int write, int random, int verify, uint32_t
             issued++;
             busy++;
         }
-        struct slot *x = &slots[finish()];
-        x->busy = 0;
-        busy--;
-        done++;
-        if (!x->ok || (verify && !write && !check(x)))
-            bad++;
+        /* Collect what finished: one blocking wait, then whatever else is done,
+         * so the next round of requests goes to the device in one batch. */
+        for (int s = finish(1); s >= 0; s = finish(0)) {
+            struct slot *x = &slots[s];
+            x->busy = 0;
+            busy--;
+            done++;
+            if (!x->ok || (verify && !write && !check(x)))
+                bad++;
+        }
     }
     uint64_t ns = now_ns() - t0;
     errors += bad;
@@ -334,7 +194,9 @@ static void phase(const char *label, int write, int random, int verify, uint32_t
         kprintf(" (%u bad)", bad);
     if (on_sandbox && ns >= 1000) {
         uint32_t us = div64(ns, 1000);
-        kprintf(", %u KiB/s, %u us/op (guest time)", div64((uint64_t)ops * p.block * 1000000u, us), us / ops);
+        uint64_t scaled = (uint64_t)ops * p.block * 1000000u;
+        if ((uint32_t)(scaled >> 32) < us)              /* the quotient fits 32 bits */
+            kprintf(", %u KiB/s, %u us/op (guest time)", div64(scaled, us), us / ops);
     }
     kprintf("\n");
 }
@@ -384,8 +246,10 @@ void kmain(uint32_t magic, struct multiboot_info *mbi)
         p.qd = 1;                       /* ATA runs one command at a time */
     if (p.qd > VBLK_MAX_INFLIGHT)
         p.qd = VBLK_MAX_INFLIGHT;
-    if (p.block < 1 || p.block > MAX_BLOCK_KIB)
+    if (p.block < 1 || p.block > BUFFER_KIB)
         p.block = 4;
+    if (p.qd * p.block > BUFFER_KIB)
+        p.qd = BUFFER_KIB / p.block;
     uint32_t room = disk_sectors > p.start ? (disk_sectors - p.start) / 2 : 0;     /* KiB */
     if (p.kib > room)
         p.kib = room;

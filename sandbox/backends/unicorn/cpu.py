@@ -230,11 +230,15 @@ class UnicornVCpu(VCpuBackend):
         self._pending_vector = self._pending_fault = self._pending_crash = None
         self._hook_stop = False
         self.clock.disarm()
+        # Code translated for normal runs has no instruction counter in it (and chained
+        # blocks never return to the engine's loop): drop it so count=1 really stops.
+        self.uc.ctl_flush_tb()
         error: UcError | None = None
         try:
             self.uc.emu_start(self.uc.reg_read(X.UC_X86_REG_EIP), NO_UNTIL, 0, 1)
         except UcError as e:
             error = e
+        self.uc.ctl_flush_tb()            # and no counting code left behind for full-speed runs
         self.clock.account(self.clock.retired - before, 1)
         self.retired = self.clock.retired
         outcome = self._after_run(error, False, None)
@@ -295,7 +299,16 @@ class UnicornVCpu(VCpuBackend):
             return False
 
     def can_take_interrupt(self) -> bool:
-        return bool(self.uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF)
+        """IF is set and we are not in STI's interrupt shadow: after ``sti`` the CPU
+        executes one more instruction before it takes an interrupt, which is what makes
+        ``sti; hlt`` sleep safely. Unicorn does not expose the shadow, so the byte
+        before EIP is checked (a false positive only delays delivery a little)."""
+        if not self.uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF:
+            return False
+        try:
+            return self.read_linear(self.linear_pc() - 1, 1) != b"\xfb"
+        except PageFault:
+            return True
 
     def interrupt(self, vector: int) -> None:
         if self._seen_generation != self.memory.generation:
@@ -394,6 +407,7 @@ class UnicornVCpu(VCpuBackend):
             or (intno == 4 and before[1:] == b"\xce")
 
     def _stop_soon(self) -> None:
-        """Stop at the end of the current translation block (Unicorn's granularity)."""
+        """Stop before the next translation block (never in the middle of an
+        instruction: see InstructionClock.stop_at_next_block)."""
         self._hook_stop = True
-        self.uc.emu_stop()
+        self.clock.stop_at_next_block()

@@ -84,6 +84,15 @@ class BlockClock:
         """No budget: runs are not stopped, instructions are still counted."""
         self._reload(FOREVER)
 
+    def stop_at_next_block(self) -> None:
+        """Stop at the start of the next translation block, retired count intact.
+
+        Used instead of ``uc_emu_stop`` from inside an I/O hook: stopping there cuts a
+        ``rep ins``/``rep outs`` iteration in half (its data is dropped and the port is
+        read again on resume); the block hook stops cleanly between instructions."""
+        self._reload(0)
+        self._set(0, expired=False)
+
     def account(self, counted: int, actual: int) -> None:
         """Correct the count after a run the block hook cannot measure exactly: a
         single step (``emu_start(count=1)``) ran ``actual`` instructions of a block the

@@ -21,6 +21,7 @@ from sandbox.devices.virtio.mmio import F_VERSION_1, VirtioMmioDevice
 from sandbox.devices.virtio.virtqueue import Buffer, Chain, Virtqueue
 from sandbox.errors import ImageError
 from sandbox.storage.base import SECTOR
+from sandbox.storage.vectored_io import guest_views, read_into, write_from
 
 if TYPE_CHECKING:
     from sandbox.storage.base import BlockImage
@@ -38,6 +39,7 @@ S_OK, S_IOERR, S_UNSUPP = 0, 1, 2
 HEADER = struct.Struct("<IIQ")
 QUEUE_SIZE = 128
 ID_BYTES = 20
+VIEW_CACHE = 256               # guest buffers whose host views are remembered
 
 
 class VirtioBlk(VirtioMmioDevice):
@@ -56,6 +58,8 @@ class VirtioBlk(VirtioMmioDevice):
         self.capacity = image.size() // SECTOR
         self.device_features = F_VERSION_1 | F_SEG_MAX | F_BLK_SIZE | F_FLUSH | (F_RO if image.readonly else 0)
         self.generation = 0            # bumped by every reset: completions of older requests are dropped
+        self._views: dict[tuple, list[memoryview]] = {}
+        self._views_generation = -1
         super().__init__(name, ctx, irq)
 
     @property
@@ -129,6 +133,36 @@ class VirtioBlk(VirtioMmioDevice):
             return None
         return data, sum(b.length for b in data)
 
+    def host_views(self, buffers: list[Buffer], device_writes: bool) -> list[memoryview] | None:
+        """Views of the host frames behind ``buffers`` (see ``storage.vectored_io``).
+        Drivers reuse their buffers, so the views are kept until the VM's memory
+        mappings change (its ``generation`` moves, as a vCPU's TLB is flushed)."""
+        mem = self.memory
+        if mem.generation != self._views_generation:
+            self._views.clear()
+        key = (tuple((b.addr, b.length) for b in buffers), device_writes)
+        views = self._views.get(key)
+        if views is None:
+            for _attempt in range(3):            # a fault on the way may move other pages
+                start = mem.generation
+                views = []
+                for b in buffers:
+                    part = guest_views(mem, b.addr, b.length, device_writes)
+                    if part is None:
+                        return None
+                    views += part
+                if mem.generation == start:
+                    break
+            else:
+                return None
+            if mem.generation != self._views_generation:
+                self._views.clear()
+                self._views_generation = mem.generation
+            if len(self._views) >= VIEW_CACHE:
+                self._views.clear()
+            self._views[key] = views
+        return views
+
     def _in_range(self, sector: int, length: int) -> bool:
         return length % SECTOR == 0 and sector + length // SECTOR <= self.capacity
 
@@ -146,11 +180,15 @@ def _read(dev: VirtioBlk, queue: Virtqueue, chain: Chain, sector: int) -> None:
     buffers, total = found
 
     def move() -> tuple[int, int]:
-        data = memoryview(dev.image.read(sector * SECTOR, total))
-        pos = 0
-        for b in buffers:
-            dev.memory.write(b.addr, data[pos:pos + b.length])
-            pos += b.length
+        views = dev.host_views(buffers, device_writes=True)
+        if views is not None:
+            read_into(dev.image, sector * SECTOR, views)        # the kernel copies into guest RAM
+        else:                                                   # a buffer is not plain RAM
+            data = memoryview(dev.image.read(sector * SECTOR, total))
+            pos = 0
+            for b in buffers:
+                dev.memory.write(b.addr, data[pos:pos + b.length])
+                pos += b.length
         return S_OK, total
     dev._submit("read", sector, total, move, queue, chain)
 
@@ -163,7 +201,11 @@ def _write(dev: VirtioBlk, queue: Virtqueue, chain: Chain, sector: int) -> None:
     buffers, total = found
 
     def move() -> tuple[int, int]:
-        dev.image.write(sector * SECTOR, b"".join(dev.memory.read(b.addr, b.length) for b in buffers))
+        views = dev.host_views(buffers, device_writes=False)
+        if views is not None:
+            write_from(dev.image, sector * SECTOR, views)
+        else:
+            dev.image.write(sector * SECTOR, b"".join(dev.memory.read(b.addr, b.length) for b in buffers))
         return S_OK, 0
     dev._submit("write", sector, total, move, queue, chain)
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.errors import SandboxError
-from sandbox.hypervisor.policies.base import THROTTLE_REASONS, HostInfo, VCpuInfo
+from sandbox.hypervisor.policies.base import THROTTLE_REASONS, HostInfo, SchedulingPolicy, VCpuInfo
 from sandbox.hypervisor.policies.entitlement import VmDemand
 from sandbox.hypervisor.policies.plugin import _where
+
+
+OPTIONAL = ("account", "block", "wake", "throttled", "slice_ns", "describe")
 
 
 class PolicyFailure(SandboxError):
@@ -36,8 +39,16 @@ class GuardedPolicy:
         self.label = label
         self.description = getattr(policy, "description", "") or ""
         self.honours = tuple(getattr(policy, "honours", ()) or ())
+        # Optional methods the policy does not have (or inherits unchanged) are not called.
+        self._absent = {m for m in OPTIONAL if getattr(type(policy), m, None) in (None, getattr(SchedulingPolicy, m))}
+
+    def has(self, method: str) -> bool:
+        """Does the policy implement this optional method?"""
+        return method not in self._absent
 
     def _call(self, method: str, *args: Any) -> Any:
+        if method in self._absent:
+            return None
         fn = getattr(self.policy, method, None)
         if fn is None:
             return None

@@ -15,8 +15,10 @@
   ``COSTOP_SKEW_NS`` more progress than a runnable sibling is held back until the
   sibling catches up (esxtop's %CSTP), so the guest's vCPUs stay roughly in step.
 
-A woken vCPU's virtual time is moved up to the current minimum: sleeping does not
-bank a claim on the future.
+A woken vCPU's virtual time is moved up to half a tick's worth below the current
+minimum: sleeping does not bank a claim on the future, but a vCPU that just woke
+(an interactive VM) goes before the CPU hogs (Linux's CFS gives the same sleeper
+credit).
 """
 from __future__ import annotations
 
@@ -94,9 +96,12 @@ class ProportionalShare(SchedulingPolicy):
             self.allow[vcpu.vm] -= ran_ns
 
     def wake(self, vcpu: VCpuInfo, now_ns: int) -> None:
-        self.vtime[vcpu.name] = max(self._vtime(vcpu), self.floor)
+        credit = self.quantum / 2 * 1000 / max(vcpu.params.shares / vcpu.vcpus, 1e-9)
+        self.vtime[vcpu.name] = max(self._vtime(vcpu), self.floor - credit)
 
     def throttled(self, vcpu: VCpuInfo, now_ns: int) -> str | None:
+        if vcpu.params.limit is None and vcpu.vcpus == 1:
+            return None
         self._fill(vcpu, now_ns)
         if vcpu.params.limit is not None and self.allow[vcpu.vm] < MIN_RUN_NS:
             return "limit"
