@@ -32,6 +32,7 @@ class Bus:
         self._maps: list[Mapping] = []
         self._on_unclaimed = on_unclaimed
         self._reported: set[int] = set()
+        self.last: Device | None = None      # the device the latest access reached
 
     def register(self, base: int, length: int, device: Device) -> None:
         i = bisect.bisect_right(self._starts, base)
@@ -54,15 +55,19 @@ class Bus:
     def read(self, addr: int, size: int) -> int:
         m = self.lookup(addr)
         if m is None:
+            self.last = None
             self._unclaimed(addr, size, False)
             return (1 << (8 * size)) - 1
+        self.last = m.device
         return m.device.read(addr - m.base, size) & ((1 << (8 * size)) - 1)
 
     def write(self, addr: int, size: int, value: int) -> None:
         m = self.lookup(addr)
         if m is None:
+            self.last = None
             self._unclaimed(addr, size, True)
             return
+        self.last = m.device
         m.device.write(addr - m.base, size, value & ((1 << (8 * size)) - 1))
 
     def _unclaimed(self, addr: int, size: int, write: bool) -> None:

@@ -53,6 +53,9 @@ def dispatch_io(vm: "VirtualMachine", exit: "IoExit", vcpu: "VCpuBackend") -> bo
         else:
             exit.value = vm.io_bus.read(exit.port, exit.size)
         kind = "exit.io"
+        if vm.deadline_moved(vm.io_bus.last):
+            vm.count_exit(kind)
+            return True
         if vm.traced(kind):
             vm.publish(kind, port=exit.port, size=exit.size, write=exit.write, value=exit.value)
     vm.count_exit(kind)
@@ -67,4 +70,4 @@ def dispatch_mmio(vm: "VirtualMachine", exit: "MmioExit", vcpu: "VCpuBackend") -
     vm.count_exit("exit.mmio")
     if vm.traced("exit.mmio"):
         vm.publish("exit.mmio", addr=exit.addr, size=exit.size, write=exit.write, value=exit.value)
-    return vm.needs_attention(vcpu)
+    return vm.deadline_moved(vm.mmio_bus.last) or vm.needs_attention(vcpu)

@@ -61,6 +61,7 @@ class VirtualMachine:
         self.disk_port: "DiskPort | None" = None    # the disk's place in its physical disk's I/O queue
         self.memory = None  # type: ignore[assignment]
         self.exit_counts: dict[str, int] = {}
+        self._slice_end: int | None = None                 # guest time the running slice ends
         self._pending: tuple[str, Any] | None = None     # ("off", (reason, status)) / ("reset", None)
         self.io_bus = Bus("io", on_unclaimed=self._unclaimed_port)
         self.mmio_bus = Bus("mmio", on_unclaimed=self._unclaimed_mmio)
@@ -209,6 +210,16 @@ class VirtualMachine:
     def handle_mmio(self, exit: "MmioExit", vcpu: "VCpuBackend") -> bool:
         return dispatch_mmio(self, exit, vcpu)
 
+    def deadline_moved(self, device) -> bool:
+        """Did the device this exit reached just schedule something (a disk completion,
+        a timer) before the current slice ends? Then the slice must end there, so the
+        completion lands at its exact guest time (deterministic mode)."""
+        if device is None or self._slice_end is None:
+            return False
+        owner = getattr(device, "owner", device)
+        deadline = owner.next_deadline()
+        return deadline is not None and deadline < self._slice_end
+
     def needs_attention(self, vcpu: "VCpuBackend") -> bool:
         if self._pending is not None:
             return True
@@ -276,7 +287,9 @@ class VirtualMachine:
                 if self.hv.deterministic:
                     deadline = self.next_deadline()
                     stop_at = min(end_ns, deadline) if deadline is not None and deadline > now else end_ns
+                    self._slice_end = stop_at
                     exit = vcpu.backend.run(max(1, (stop_at - now) // NS_PER_INSTRUCTION), None)
+                    self._slice_end = None
                 else:
                     # wall_slice_us=0: no engine timer; the scheduler's slice timer stops it
                     wall = max(1, (end_ns - now) // 1000) if wall_slice_us is None else wall_slice_us or None
