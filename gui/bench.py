@@ -86,4 +86,5 @@ def measure(seconds: float = 3.0) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(measure())
+    import json
+    print(json.dumps(measure()))        # `sandbox bench` runs this in a child process
