@@ -44,7 +44,7 @@ def pause(w: "Worker", vm: str) -> str:
 
 
 def resume(w: "Worker", vm: str) -> str:
-    resume_vm(_vm(w, vm), w.machine.now_ns)
+    resume_vm(_vm(w, vm))
     return f"{vm} resumed"
 
 
@@ -57,7 +57,7 @@ def power_off(w: "Worker", vm: str) -> str:
 
 
 def reset(w: "Worker", vm: str) -> str:
-    restart_vm(_vm(w, vm), w.machine.now_ns)
+    restart_vm(_vm(w, vm))
     w.rearm_breakpoints()
     return f"{vm} reset: its CPU restarts at the firmware"
 
@@ -156,6 +156,15 @@ def trace_frequent(w: "Worker", on: bool) -> str:
     return "recording every event kind (slower)" if on else "recording only the rarer event kinds"
 
 
+def lesson_step(w: "Worker", player, choice: int | None = None):
+    """Play the lesson's current step on the machine (the player drives it here, in the
+    machine's thread); the explorer stays paused in between so the lesson sets the pace."""
+    w.set_speed("step")
+    result = player.play_step(choice)
+    w.rearm_breakpoints()         # a step may have powered a VM on
+    return result
+
+
 def barrier(w: "Worker") -> None:
     """Does nothing: waiting for it waits for every command queued before it."""
 
@@ -180,6 +189,7 @@ COMMANDS: dict[str, Command] = {
     "inspect": Command(inspect, "Choose the vCPU whose registers, code (and screen) the inspector shows."),
     "breakpoints": Command(breakpoints, "Replace the set of breakpoints."),
     "trace_frequent": Command(trace_frequent, "Record the frequent event kinds too (the machine gets slower)."),
+    "lesson_step": Command(lesson_step, "Play the open lesson's current step (actions, then wait for its event)."),
     "barrier": Command(barrier, "Nothing; used to wait for the commands before it."),
 }
 

@@ -3,8 +3,8 @@
 Each function here is small and uses only the machine's public objects; each one is
 a candidate for the sandbox's own API (see the report of the GUI task):
 
-* ``pause_vm`` / ``resume_vm``: stop scheduling a VM's vCPUs and start again.
-* ``restart_vm``: reset a VM that has stopped (powered off or crashed).
+* ``pause_vm`` / ``resume_vm`` / ``restart_vm``: now ``VirtualMachine.pause()``,
+  ``resume()`` and ``restart()``; kept here as the explorer's names for them.
 * ``preempt``: make the vCPU that is running now give its physical CPU back right
   after the current instruction (what a debugger breakpoint needs).
 * ``AddressHooks``: stop a vCPU *before* it executes the instruction at an address.
@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from sandbox.errors import SandboxError
-from sandbox.vm.machine import VmState
 from sandbox.vm.vcpu import VCpuState
 
 if TYPE_CHECKING:
@@ -29,33 +28,17 @@ class ControlError(SandboxError):
     """A VM control that does not apply to the VM in its current state."""
 
 
-STOPPED_STATES = (VmState.POWERED_OFF, VmState.CRASHED, VmState.TIMED_OUT)
-
-
 def pause_vm(vm: "VirtualMachine") -> None:
-    if vm.state != VmState.RUNNING:
-        raise ControlError(f"VM {vm.name} is {vm.state.value}, not running: nothing to pause")
-    vm.state = VmState.PAUSED
-    vm.publish("vm.paused")
+    vm.pause()
 
 
-def resume_vm(vm: "VirtualMachine", now_ns: int) -> None:
-    if vm.state != VmState.PAUSED:
-        raise ControlError(f"VM {vm.name} is {vm.state.value}, not paused: nothing to resume")
-    vm.state = VmState.RUNNING
-    vm.clock.set(now_ns)          # time went on while it was paused
-    vm.publish("vm.resumed")
+def resume_vm(vm: "VirtualMachine") -> None:
+    vm.resume()
 
 
-def restart_vm(vm: "VirtualMachine", now_ns: int) -> None:
+def restart_vm(vm: "VirtualMachine") -> None:
     """Reset: a running or paused VM reboots; a stopped one is powered on again."""
-    if vm.state == VmState.CREATED:
-        raise ControlError(f"VM {vm.name} was never powered on: use Power on")
-    if vm.state in STOPPED_STATES:
-        vm.exit_reason = vm.exit_status = None
-    vm.clock.set(now_ns)
-    vm.state = VmState.RUNNING
-    vm.reset()
+    vm.restart()
 
 
 def running_vcpu(vm: "VirtualMachine"):

@@ -107,6 +107,10 @@ class MachineFacade:
             self.breakpoints.remove(bp)
         return self._submit("breakpoints", items=list(self.breakpoints))
 
+    def lesson_step(self, player, choice: int | None = None) -> Ticket:
+        """Play a lesson step in the machine's thread; the ticket's result is its StepResult."""
+        return self._submit("lesson_step", player=player, choice=choice)
+
     def barrier(self) -> Ticket:
         return self._submit("barrier")
 

@@ -1,11 +1,13 @@
 """The main window: diagram on the left, workflow and inspector on the right, plots and
-the event log below. One timer drains the facade and refreshes every view."""
+the event log below. One timer drains the facade and refreshes every view. A lesson
+(``gui/lesson_dock.py``) docks its panel at the right."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMainWindow, QSplitter, QTabWidget
 
 from gui.facade import MachineFacade
+from gui.lesson_dock import add_lessons_menu
 from gui.state import ExplorerState
 from gui.views.architecture import ArchitectureView
 from gui.views.eventlog import EventLogView
@@ -50,6 +52,8 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.setInterval(1000 // REFRESH_HZ)
         self.timer.timeout.connect(self.refresh)
+        self.lesson_panel = None          # set by gui.lesson_dock.dock_lesson
+        add_lessons_menu(self)
         self.resize(1600, 1000)
 
     def start(self) -> None:
@@ -66,7 +70,7 @@ class MainWindow(QMainWindow):
         self.state.end_frame()
 
     def highlight(self, names: list) -> None:
-        """For the lesson panel (``gui/lesson_panel.py``): outline these parts of the diagram."""
+        """For the lesson panel (``gui/lesson_dock.py``): outline these parts of the diagram."""
         self.state.highlight(names)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)

@@ -62,6 +62,17 @@ class Machine:
         """Execute exactly one guest instruction; returns the exit record."""
         return self.vm(vm_name).step_vcpu(vcpu)
 
+    def pause(self, name: str) -> None:
+        """Stop scheduling one VM's vCPUs; the others go on (between ``run`` calls)."""
+        self.vms[name].pause()
+
+    def resume(self, name: str) -> None:
+        self.vms[name].resume()
+
+    def restart(self, name: str) -> None:
+        """Power a stopped or crashed VM on again (or reboot a running one)."""
+        self.vms[name].restart()
+
     def attach_console(self, vm_name: str, sink: Callable[[bytes], None]) -> None:
         self.vms[vm_name].console_sinks.append(sink)
 

@@ -226,7 +226,7 @@ class ParallelRunner:
         timer.arm(p, seat.vcpu.backend, self._wall(end))
         self.lock.release()
         try:
-            vm.run_vcpu(seat.vcpu, end - SLACK_NS, wall_slice_us=0)
+            vm.run_vcpu(seat.vcpu, end - min(SLACK_NS, (end - t) // 2), wall_slice_us=0)
         except BaseException as e:  # noqa: BLE001
             with self.lock:
                 self._fail(e)

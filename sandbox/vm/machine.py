@@ -341,6 +341,47 @@ class VirtualMachine:
         self._boot()
         self.vcpus[0].state = VCpuState.RUNNABLE
 
+    # --- life cycle controls (the explorer's buttons) --------------------------------------
+    def pause(self) -> None:
+        """Stop scheduling this VM's vCPUs (the scheduler only runs ``active`` VMs);
+        the other VMs go on. Call it between scheduler rounds."""
+        if self.state != VmState.RUNNING:
+            raise SandboxError(f"VM {self.name} is {self.state.value}, not running: nothing to pause")
+        self.state = VmState.PAUSED
+        self.publish("vm.paused")
+
+    def resume(self) -> None:
+        """Schedule a paused VM again; its clock jumps over the time it spent paused."""
+        if self.state != VmState.PAUSED:
+            raise SandboxError(f"VM {self.name} is {self.state.value}, not paused: nothing to resume")
+        self.clock.set(self.hv.now_ns)
+        self.state = VmState.RUNNING
+        self.publish("vm.resumed")
+
+    def restart(self) -> None:
+        """Power a stopped (powered off, crashed, timed out) VM on again, or reboot a
+        running or paused one: devices reset, RAM cleared, the CPU starts at the firmware."""
+        if self.state == VmState.CREATED:
+            raise SandboxError(f"VM {self.name} was never powered on: power it on first")
+        if self.state not in (VmState.RUNNING, VmState.PAUSED):
+            self._clear_memory()        # a power cycle: RAM does not survive it
+        self.exit_reason = self.exit_status = None
+        self._pending = None
+        self.clock.set(self.hv.now_ns)
+        self.state = VmState.RUNNING
+        self.reset()
+
+    def _clear_memory(self) -> None:
+        """Give every host frame (and swap slot) back: the next touch gets a zeroed frame."""
+        mm = self.hv.memory_manager
+        acct = mm.accounts[self.name]
+        for slot in self.memory.swapped.values():
+            mm.swap.file.free(slot)
+        self.memory.swapped.clear()
+        self.memory.ballooned.clear()
+        for gfn in range(len(self.memory.table)):
+            mm.unmap(acct, gfn)
+
     def stop(self, state: VmState, reason: str, status: int | None) -> None:
         if not self.active and self.state != VmState.PAUSED:
             return
