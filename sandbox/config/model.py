@@ -79,4 +79,7 @@ class MachineConfig:
     def host_memory_mib(self) -> int:
         if self.host.memory_mib is not None:
             return self.host.memory_mib
-        return sum(max(vm.memory_mib, 1) for vm in self.vms) + 1
+        # Not given: a host that is not overcommitted and keeps some RAM free (as a real
+        # host does for itself), so memory reclamation never starts on its own.
+        total = sum(max(vm.memory_mib, 1) for vm in self.vms)
+        return total + max(16, total // 4)

@@ -77,20 +77,18 @@ class VCpuInfo:
     ("ready", "running", "blocked", "created", "done") and the accounting so far, in
     nanoseconds: ``run_ns``, ``ready_ns`` (includes ``limited_ns``), ``limited_ns``,
     ``costop_ns``."""
-    __slots__ = ("_seat",)
+    __slots__ = ("_seat", "name", "vm", "index", "vcpus", "params")
 
     def __init__(self, seat: Any) -> None:
-        object.__setattr__(self, "_seat", seat)
+        fixed = {"_seat": seat, "name": seat.name, "vm": seat.vm.name, "index": seat.vcpu.index,
+                 "vcpus": len(seat.vm.vcpus), "params": seat.params}
+        for key, value in fixed.items():        # (what never changes is stored, the rest is looked up)
+            object.__setattr__(self, key, value)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"VCpuInfo is read-only (keep policy state in a dict keyed by vcpu.name, "
                              f"not in attribute '{name}')")
 
-    name = property(lambda self: self._seat.name)
-    vm = property(lambda self: self._seat.vm.name)
-    index = property(lambda self: self._seat.vcpu.index)
-    vcpus = property(lambda self: len(self._seat.vm.vcpus))
-    params = property(lambda self: self._seat.params)
     state = property(lambda self: self._seat.phase)
     run_ns = property(lambda self: self._seat.vcpu.stats.run_ns)
     ready_ns = property(lambda self: self._seat.ready_ns + self._seat.limited_ns)

@@ -129,6 +129,8 @@ class Credit(SchedulingPolicy):
         self.queued_at[vcpu.name] = now_ns
 
     def throttled(self, vcpu: VCpuInfo, now_ns: int) -> str | None:
+        if not vcpu.params.cap:
+            return None                                   # only a cap parks a vCPU
         self._see(vcpu)
         if self.next_accounting is not None:        # (the first accounting waits for the first pick)
             self._accounting(now_ns)

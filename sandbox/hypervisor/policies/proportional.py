@@ -71,15 +71,18 @@ class ProportionalShare(SchedulingPolicy):
 
     # --- the interface -------------------------------------------------------------------------
     def pick(self, pcpu: int, runnable: list[VCpuInfo], now_ns: int) -> VCpuInfo | None:
+        owed = []
         for c in runnable:
-            self._fill(c, now_ns)
-        self.floor = max(self.floor, min(self._vtime(c) for c in runnable))
-        owed = [c for c in runnable if c.params.reservation > 0 and self.reserve[c.vm] > 0]
+            if c.params.reservation > 0:
+                self._fill(c, now_ns)
+                if self.reserve[c.vm] > 0:
+                    owed.append(c)
+        vtime = {c.name: self._vtime(c) for c in runnable}
+        self.floor = max(self.floor, min(vtime.values()))
         if owed:        # reservations first: the VM that is owed most
-            choice = min(owed, key=lambda c: (-self.reserve[c.vm], self._vtime(c), c.name))
-        else:           # then shares: the vCPU furthest behind in virtual time
-            choice = min(runnable, key=lambda c: (self._vtime(c), c.name))
-        return choice
+            return min(owed, key=lambda c: (-self.reserve[c.vm], vtime[c.name], c.name))
+        # then shares: the vCPU furthest behind in virtual time
+        return min(runnable, key=lambda c: (vtime[c.name], c.name))
 
     def slice_ns(self, vcpu: VCpuInfo, now_ns: int) -> int | None:
         if vcpu.params.limit is None:
