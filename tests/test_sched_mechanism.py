@@ -4,11 +4,13 @@ and the report that ``sandbox run --report`` writes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from asm import needs_as
+from asm import disk_image, needs_as
 from test_sched_guests import DATA, HOG, IDLE, SMP_SPIN, START_AP, build, cpu
 
+from sandbox.api import Machine
 from sandbox.cli.main import main
 from sandbox.events import EventRecorder
 
@@ -175,3 +177,37 @@ def test_sandbox_run_writes_the_report(tmp_path, capsys):
     bsp, ap = web["cpu"]["per_vcpu"]          # the AP's time starts when the BSP starts it
     assert bsp["run_seconds"] + bsp["ready_seconds"] + bsp["costop_seconds"] == pytest.approx(0.05, abs=1e-5)
     assert 0.04 < ap["run_seconds"] + ap["ready_seconds"] + ap["costop_seconds"] < 0.05
+
+
+TINYOS = Path(__file__).resolve().parent.parent / "guests" / "images" / "tinyos.img"
+
+
+@pytest.mark.skipif(not TINYOS.exists(), reason="guests/images/tinyos.img not built")
+@pytest.mark.parametrize("policy", ["proportional", "credit"])
+def test_tinyos_keeps_scheduling_its_own_tasks_inside_a_vcpu(tmp_path, policy):
+    # tinyos's timer-driven scheduler runs two tasks inside one vCPU that shares the pCPU
+    # with a CPU hog: its PIT ticks arrive while it is descheduled, and it still works.
+    disk_image(tmp_path / "hog.img", HOG)
+    (tmp_path / "machine.toml").write_text(f"""
+[host]
+cpus = 1
+scheduler = "{policy}"
+[[vm]]
+name = "tinyos"
+disk = "{TINYOS}"
+readonly = true
+cpu_shares = "high"
+[[vm]]
+name = "hog"
+disk = "hog.img"
+memory_mib = 2
+readonly = true
+""")
+    m = Machine(tmp_path / "machine.toml")
+    m.power_on()
+    m.run(until_ns=150 * MS)
+    m.feed("tinyos", "ps\n")
+    m.run(until_ns=250 * MS)
+    console = m.vms["tinyos"].console.decode("latin-1")
+    assert "tinyos: starting the scheduler" in console and "counter" in console.split("tinyos> ps")[-1]
+    assert cpu(m)["hog"]["run_seconds"] > 0.1

@@ -130,3 +130,16 @@ def test_costop_keeps_smp_vcpus_in_step(tmp_path):
     assert abs(v0["run_seconds"] - v1["run_seconds"]) < 0.005     # ...so both progressed
     assert c["costop_seconds"] == v0["costop_seconds"] + v1["costop_seconds"]
     assert {ev.data["reason"] for ev in rec.events} == {"costop", "ready"}
+
+
+def test_an_administrator_changes_shares_and_reservations_while_vms_run(tmp_path):
+    m = build(tmp_path, [{"name": "a", "guest": HOG}, {"name": "b", "guest": HOG, "cpu_reservation": 40}])
+    run(m, 100)
+    sched = m.hypervisor.scheduler
+    before = cpu(m)["b"]["run_seconds"]
+    sched.set_params("b", shares=3000)                   # b now has 3 shares for a's 1
+    m.run(until_ns=300 * MS)
+    assert (cpu(m)["b"]["run_seconds"] - before) / 0.2 == pytest.approx(0.75, abs=0.02)
+    with pytest.raises(AdmissionError, match="refused VM 'a': it reserves 70% of a CPU but only 60%"):
+        sched.set_params("a", reservation=70)
+    assert sched.params["a"].reservation == 0

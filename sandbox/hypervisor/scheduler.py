@@ -23,6 +23,7 @@ Every decision is a ``sched.switch`` event (pCPU, vCPU in, vCPU out, reason).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from sandbox.hypervisor import admission
@@ -97,6 +98,24 @@ class Scheduler:
                                reservation=reservation, reserved=sum(on.values()) + reservation,
                                capacity=100 * len(self.hv.host.cpus))
 
+    def set_params(self, vm_name: str, **changes: Any) -> SchedParams:
+        """Change a VM's CPU settings while it runs, as an administrator does in vSphere
+        (``shares``, ``reservation``, ``limit``, ``weight``, ``cap``). The policy sees the
+        new values at its next decision; a larger reservation must pass admission control."""
+        new = dataclasses.replace(self.params[vm_name], **changes)
+        vm = self.hv.vms[vm_name]
+        admission.validate(vm.config, new)
+        if new.reservation > self.params[vm_name].reservation and vm_name in self.admitted:
+            others = {n: r for n, r in self.admitted.items()
+                      if n != vm_name and self.hv.vms[n].state.value in ("running", "paused")}
+            admission.admit(vm_name, new.reservation, len(self.hv.host.cpus), others)
+        if vm_name in self.admitted:
+            self.admitted[vm_name] = new.reservation
+        self.params[vm_name] = new
+        for seat in self.seats.get(vm_name, ()):
+            seat.params = new
+        return new
+
     # --- keeping the seats in step with the machine --------------------------------------------
     def sync(self, t: int, skip: frozenset[str] = frozenset()) -> None:
         """Give new VMs' vCPUs a seat; notice changes the machine made (except in ``skip``)."""
@@ -136,9 +155,13 @@ class Scheduler:
     # --- accounting of waiting time -------------------------------------------------------------
     def _accrue(self, seat: Seat, t: int) -> None:
         if t > seat.since:
-            bucket = WAIT_BUCKET[seat.reason]
-            setattr(seat, bucket, getattr(seat, bucket) + t - seat.since)
+            waited = t - seat.since
             seat.since = t
+            if seat.reason == "ready":
+                seat.ready_ns += waited
+            else:
+                bucket = WAIT_BUCKET[seat.reason]
+                setattr(seat, bucket, getattr(seat, bucket) + waited)
             seat.vcpu.stats.ready_ns = seat.ready_ns + seat.limited_ns
 
     def _classify(self, seat: Seat, t: int) -> None:

@@ -77,11 +77,11 @@ class VCpuInfo:
     ("ready", "running", "blocked", "created", "done") and the accounting so far, in
     nanoseconds: ``run_ns``, ``ready_ns`` (includes ``limited_ns``), ``limited_ns``,
     ``costop_ns``."""
-    __slots__ = ("_seat", "name", "vm", "index", "vcpus", "params")
+    __slots__ = ("_seat", "name", "vm", "index", "vcpus")
 
     def __init__(self, seat: Any) -> None:
         fixed = {"_seat": seat, "name": seat.name, "vm": seat.vm.name, "index": seat.vcpu.index,
-                 "vcpus": len(seat.vm.vcpus), "params": seat.params}
+                 "vcpus": len(seat.vm.vcpus)}
         for key, value in fixed.items():        # (what never changes is stored, the rest is looked up)
             object.__setattr__(self, key, value)
 
@@ -90,6 +90,7 @@ class VCpuInfo:
                              f"not in attribute '{name}')")
 
     state = property(lambda self: self._seat.phase)
+    params = property(lambda self: self._seat.params)         # an administrator may change them
     run_ns = property(lambda self: self._seat.vcpu.stats.run_ns)
     ready_ns = property(lambda self: self._seat.ready_ns + self._seat.limited_ns)
     limited_ns = property(lambda self: self._seat.limited_ns)

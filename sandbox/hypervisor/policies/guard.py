@@ -40,16 +40,16 @@ class GuardedPolicy:
         self.description = getattr(policy, "description", "") or ""
         self.honours = tuple(getattr(policy, "honours", ()) or ())
         # Optional methods the policy does not have (or inherits unchanged) are not called.
-        self._absent = {m for m in OPTIONAL if getattr(type(policy), m, None) in (None, getattr(SchedulingPolicy, m))}
+        absent = {m for m in OPTIONAL if getattr(type(policy), m, None) in (None, getattr(SchedulingPolicy, m))}
+        self._methods = {m: getattr(policy, m) for m in ("pick", "setup", "entitlement") + OPTIONAL
+                         if m not in absent and callable(getattr(policy, m, None))}
 
     def has(self, method: str) -> bool:
         """Does the policy implement this optional method?"""
-        return method not in self._absent
+        return method in self._methods
 
     def _call(self, method: str, *args: Any) -> Any:
-        if method in self._absent:
-            return None
-        fn = getattr(self.policy, method, None)
+        fn = self._methods.get(method)
         if fn is None:
             return None
         try:
