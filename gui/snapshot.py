@@ -181,7 +181,12 @@ class SnapshotTaker:
             self._memory = {vm.name: _memory_counts(m, vm, self._report.get(vm.name, {})) for vm in m.vms.values()}
         elif force_ram:                 # fresh counts without the report (it may settle the scheduler)
             self._memory = {vm.name: _memory_counts(m, vm, {}) for vm in m.vms.values()}
-        shares = entitlements(m)
+        if between_rounds or not getattr(self, "_entitled", None):
+            try:        # what the scheduler's policy says each VM deserves (percent of a pCPU)
+                self._entitled = {n: p / 100.0 for n, p in hv.scheduler.entitlements().items()}
+            except Exception:  # noqa: BLE001 - a broken student policy: show the fair-share fallback
+                self._entitled = {}
+        shares = self._entitled or entitlements(m)
         vms = tuple(self._vm_view(vm, shares.get(vm.name, 0.0)) for vm in m.vms.values())
         pcpus = tuple(PcpuView(c.index, c.busy_ns, self._pcpu_vcpu(c.index)) for c in hv.host.cpus)
         runqueue = tuple(f"{vm.name}/vcpu{c.index}" for vm in m.vms.values() if vm.active

@@ -6,7 +6,6 @@ written in the lesson file. ``params`` maps each parameter to (type, required).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -85,8 +84,7 @@ def crash(session: "StepSession", params: dict[str, Any]) -> None:
 
 
 def set_cpu(session: "StepSession", params: dict[str, Any]) -> None:
-    """Change a running VM's shares or limit, as an administrator does in vSphere.
-    (The scheduler keeps each VM's ``SchedParams``; its seats point at them.)"""
+    """Change a running VM's shares or limit, as an administrator does in vSphere."""
     from sandbox.hypervisor.policies.base import SHARES_PER_VCPU   # noqa: PLC0415
     vm = _vm(session, params)
     sched = session.machine.hypervisor.scheduler
@@ -100,10 +98,7 @@ def set_cpu(session: "StepSession", params: dict[str, Any]) -> None:
         changes["shares"] = int(shares)
     if "limit" in params:
         changes["limit"] = None if params["limit"] == "none" else float(params["limit"])
-    new = dataclasses.replace(sched.params[vm.name], **changes)
-    sched.params[vm.name] = new
-    for seat in sched.seats.get(vm.name, ()):
-        seat.params = new
+    new = sched.set_params(vm.name, **changes)
     limit = "none" if new.limit is None else f"{new.limit:g}% of a CPU"
     session.note(f"{vm.name}: shares {new.shares}, limit {limit}")
 
