@@ -250,13 +250,13 @@ TINYOS_SOURCES = ["tinyos/isr.S", "tinyos/cpu.c", "tinyos/task.c", "tinyos/sysca
                   "tinyos/tty.c", "tinyos/ata.c", "tinyos/virtio_blk.c", "tinyos/disk.c", "tinyos/fs.c", "tinyos/memory.c", "tinyos/shell.c",
                   "tinyos/user.c", "tinyos/balloon.c", "balloon/driver.c", "tinyos/kernel.c",
                   "tinyos/virtio_net.c", "tinyos/net.c", "tinyos/netcmd.c"]
-MEMGUEST_SOURCES = ["twins/memguest_isr.S", "twins/memguest.c"]     # the memory guests' runtime
+MEMGUEST_SOURCES = ["lib/flat_gdt.S", "lib/timer_isr.S", "lib/idt.c", "twins/memguest.c"]     # the memory guests' runtime
 
 
 # diskbench works on the disk after its kernel: sectors 128 on (64 KiB), 256 KiB by default.
 DISKBENCH_REGION_START = 64 * 1024
 DISKBENCH_REGION = 256 * 1024
-DISKBENCH_SOURCES = ["diskbench/isr.S", "diskbench/machine.c", "diskbench/atapio.c", "tinyos/virtio_blk.c",
+DISKBENCH_SOURCES = ["lib/flat_gdt.S", "lib/timer_isr.S", "lib/idt.c", "diskbench/isr.S", "diskbench/machine.c", "diskbench/atapio.c", "tinyos/virtio_blk.c",
                      "diskbench/diskbench.c"]
 
 
@@ -284,7 +284,7 @@ GUESTS: dict[str, Guest] = {
                    lambda tc, out: build_boot_sector(tc, "crash", out)),
     "cpuhog": Guest("integer workload with burn/sleep/reports parameters (disk and Multiboot ELF)",
                     lambda tc, out: build_kernel(
-                        tc, "cpuhog", out, ["cpuhog/interrupts.S", "cpuhog/cpuhog.c"],
+                        tc, "cpuhog", out, ["lib/flat_gdt.S", "lib/timer_isr.S", "lib/idt.c", "cpuhog/cpuhog.c"],
                         cmdline="burn=100000 sleep=0 reports=20\n")),
     "tinyos": Guest("tiny preemptive OS: tasks, ring 3, syscalls, shell, ATA and TinyFS",
                     lambda tc, out: build_kernel(
@@ -303,7 +303,7 @@ GUESTS: dict[str, Guest] = {
                          cmdline="kib=1024 cache=0 ticks=300 work=10\n")),
     "router": Guest("router on a stick: one NIC on an 802.1Q trunk, forwards IPv4 between VLANs",
                     lambda tc, out: build_kernel(
-                        tc, "router", out, ["router/router_isr.S", "router/router.c",
+                        tc, "router", out, ["lib/flat_gdt.S", "lib/idt.c", "router/router_isr.S", "router/router.c",
                                             "tinyos/virtio_net.c", "tinyos/net.c"],
                         cmdline="vlan10=10.0.10.1/24 vlan20=10.0.20.1/24\n")),
     "diskbench": Guest("sequential and random disk I/O with a verified pattern, timed in guest time "

@@ -15,6 +15,7 @@
 #include "console.h"
 #include "io.h"
 #include "multiboot.h"
+#include "idt.h"
 #include "pc.h"
 #include "string.h"
 
@@ -35,37 +36,18 @@ void ignore_interrupt(void);
 
 /* ---- the interrupt descriptor table ---------------------------------- */
 
-struct idt_gate {
-    uint16_t offset_low, selector;
-    uint8_t zero, type;                 /* 0x8E: present, ring 0, 32-bit interrupt gate */
-    uint16_t offset_high;
-} __attribute__((packed));
 
-static struct idt_gate idt[IRQ_BASE + 16];
-
-static void set_gate(int vector, void (*handler)(void))
-{
-    uint32_t address = (uint32_t)handler;
-    idt[vector] = (struct idt_gate){ address & 0xFFFF, 0x08, 0, 0x8E, address >> 16 };
-}
 
 static void setup_interrupts(void)
 {
-    struct { uint16_t limit; uint32_t base; } __attribute__((packed)) idtr = {
-        sizeof(idt) - 1, (uint32_t)idt
-    };
-    for (int v = 0; v < 32; v++)
-        set_gate(v, exception_interrupt);
-    for (int irq = 1; irq < 16; irq++)
-        set_gate(IRQ_BASE + irq, ignore_interrupt);
-    set_gate(IRQ_BASE + 0, timer_interrupt);
-    __asm__ volatile("lidt %0" : : "m"(idtr));
+    idt_install();
+    idt_set_gate(IRQ_BASE + 0, timer_interrupt);
     pic_remap();
     pit_set_frequency(TICK_HZ);
     pic_unmask(0);
 }
 
-void cpuhog_exception(void)
+void guest_exception(void)
 {
     kprintf("cpuhog: unexpected CPU exception, halting\n");
     halt_forever();

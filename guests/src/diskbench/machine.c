@@ -8,6 +8,7 @@
 #include "diskbench.h"
 #include "console.h"
 #include "io.h"
+#include "idt.h"
 #include "pc.h"
 #include "string.h"
 
@@ -96,31 +97,14 @@ void virtio_interrupt(void);
 void ignore_interrupt(void);
 void exception_interrupt(void);
 
-struct idt_gate {
-    uint16_t offset_low, selector;
-    uint8_t zero, type;                 /* 0x8E: present, ring 0, 32-bit interrupt gate */
-    uint16_t offset_high;
-} __attribute__((packed));
 
-static struct idt_gate idt[IRQ_BASE + 16];
-
-static void set_gate(int vector, void (*handler)(void))
-{
-    uint32_t address = (uint32_t)handler;
-    idt[vector] = (struct idt_gate){ address & 0xFFFF, 0x08, 0, 0x8E, address >> 16 };
-}
 
 void setup_interrupts(void)
 {
-    struct { uint16_t limit; uint32_t base; } __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint32_t)idt };
-    for (int v = 0; v < 32; v++)
-        set_gate(v, exception_interrupt);
-    for (int irq = 0; irq < 16; irq++)
-        set_gate(IRQ_BASE + irq, ignore_interrupt);
-    set_gate(IRQ_BASE + 0, timer_interrupt);
-    set_gate(IRQ_BASE + ATA_IRQ, ata_interrupt);
-    set_gate(IRQ_BASE + VBLK_IRQ, virtio_interrupt);
-    __asm__ volatile("lidt %0" : : "m"(idtr));
+    idt_install();
+    idt_set_gate(IRQ_BASE + 0, timer_interrupt);
+    idt_set_gate(IRQ_BASE + ATA_IRQ, ata_interrupt);
+    idt_set_gate(IRQ_BASE + VBLK_IRQ, virtio_interrupt);
     pic_remap();
     pit_set_frequency(1000);
     pic_unmask(0);
@@ -141,7 +125,7 @@ void virtio_irq(void)
     pic_eoi(VBLK_IRQ);
 }
 
-void diskbench_exception(void)
+void guest_exception(void)
 {
     kprintf("diskbench: unexpected CPU exception, halting\n");
     halt_forever();

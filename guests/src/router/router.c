@@ -16,31 +16,20 @@
 #include "io.h"
 #include "multiboot.h"
 #include "../tinyos/net.h"
+#include "idt.h"
 #include "pc.h"
 #include "string.h"
 #include "../tinyos/virtio_net.h"
 
-void router_load_gdt(void);             /* router_isr.S */
+void load_flat_gdt(void);               /* lib/flat_gdt.S */
 void router_nic_entry(void);
-void router_ignore_entry(void);
-void router_fault_entry(void);
+void ignore_interrupt(void);
+void exception_interrupt(void);
 
-struct idt_gate {
-    uint16_t offset_low, selector;
-    uint8_t zero, type;                 /* 0x8E: present, ring 0, 32-bit interrupt gate */
-    uint16_t offset_high;
-} __attribute__((packed));
-
-static struct idt_gate idt[IRQ_BASE + 16];
 static char cmdline[256];
 
-static void set_gate(int vector, void (*handler)(void))
-{
-    uint32_t at = (uint32_t)handler;
-    idt[vector] = (struct idt_gate){ at & 0xFFFF, 0x08, 0, 0x8E, at >> 16 };
-}
 
-void router_exception(void)
+void guest_exception(void)
 {
     kprintf("router: unexpected CPU exception, halting\n");
     halt_forever();
@@ -77,21 +66,14 @@ static void configure(void)
 
 void kmain(uint32_t magic, const struct multiboot_info *mbi)
 {
-    router_load_gdt();
+    load_flat_gdt();
     console_init(0);
     if (magic == MULTIBOOT_BOOT_MAGIC && (mbi->flags & MB_INFO_CMDLINE)) {
         const char *s = (const char *)mbi->cmdline;
         for (uint32_t i = 0; s[i] && i + 1 < sizeof(cmdline); i++)
             cmdline[i] = s[i];
     }
-    for (int v = 0; v < 32; v++)
-        set_gate(v, router_fault_entry);
-    for (int irq = 0; irq < 16; irq++)
-        set_gate(IRQ_BASE + irq, router_ignore_entry);
-    struct { uint16_t limit; uint32_t base; } __attribute__((packed)) idtr = {
-        sizeof(idt) - 1, (uint32_t)idt
-    };
-    __asm__ volatile("lidt %0" : : "m"(idtr));
+    idt_install();
     pic_remap();                        /* every IRQ masked but the cascade */
 
     if (!vnet_probe()) {
@@ -108,7 +90,7 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi)
         kprintf("router: no interfaces (put vlanN=ADDR/PREFIX on the command line)\n");
     net_set_forwarding(1);
     vnet_set_receiver(net_input);
-    set_gate(IRQ_BASE + vnet_irq(), router_nic_entry);
+    idt_set_gate(IRQ_BASE + vnet_irq(), router_nic_entry);
     pic_unmask(vnet_irq());
     kprintf("router: forwarding IPv4 between %d interfaces\n", net_interfaces());
     for (;;)

@@ -2,15 +2,16 @@
 #include "console.h"
 #include "io.h"
 #include "memguest.h"
+#include "idt.h"
 #include "pc.h"
 #include "string.h"
 
 volatile uint32_t ticks;
 
-void memguest_load_gdt(void);           /* memguest_isr.S */
-void memguest_timer(void);
-void memguest_fault(void);
-void memguest_ignore(void);
+void load_flat_gdt(void);               /* lib/flat_gdt.S */
+void timer_interrupt(void);            /* lib/timer_isr.S */
+void exception_interrupt(void);
+void ignore_interrupt(void);
 
 extern char __kernel_end[];             /* kernel.ld */
 
@@ -19,22 +20,10 @@ static char cmdline[256];
 static char loader[32] = "?";
 static uint32_t ram_end;
 
-struct idt_gate {
-    uint16_t offset_low, selector;
-    uint8_t zero, type;                 /* 0x8E: present, ring 0, 32-bit interrupt gate */
-    uint16_t offset_high;
-} __attribute__((packed));
 
-static struct idt_gate idt[IRQ_BASE + 16];
-
-static void set_gate(int vector, void (*handler)(void))
-{
-    uint32_t at = (uint32_t)handler;
-    idt[vector] = (struct idt_gate){ at & 0xFFFF, 0x08, 0, 0x8E, at >> 16 };
-}
 
 /* Any CPU exception: there is no recovering in a guest this small. */
-void memguest_exception(void)
+void guest_exception(void)
 {
     kprintf("%s: unexpected CPU exception, halting\n", guest_name);
     halt_forever();
@@ -68,11 +57,8 @@ static uint32_t find_ram_end(const struct multiboot_info *mbi)
 
 void memguest_init(uint32_t magic, const struct multiboot_info *mbi, const char *name)
 {
-    struct { uint16_t limit; uint32_t base; } __attribute__((packed)) idtr = {
-        sizeof(idt) - 1, (uint32_t)idt
-    };
     guest_name = name;
-    memguest_load_gdt();
+    load_flat_gdt();
     console_init(0);
     if (magic != MULTIBOOT_BOOT_MAGIC) {
         kprintf("%s: not started by a Multiboot loader, halting\n", name);
@@ -85,12 +71,8 @@ void memguest_init(uint32_t magic, const struct multiboot_info *mbi, const char 
         copy_string(loader, (const char *)mbi->boot_loader_name, sizeof(loader));
     ram_end = find_ram_end(mbi) & ~(PAGE_SIZE - 1);
 
-    for (int v = 0; v < 32; v++)
-        set_gate(v, memguest_fault);
-    for (int irq = 1; irq < 16; irq++)
-        set_gate(IRQ_BASE + irq, memguest_ignore);
-    set_gate(IRQ_BASE + 0, memguest_timer);
-    __asm__ volatile("lidt %0" : : "m"(idtr));
+    idt_install();
+    idt_set_gate(IRQ_BASE + 0, timer_interrupt);
     pic_remap();
     pit_set_frequency(TICK_HZ);
     pic_unmask(0);
