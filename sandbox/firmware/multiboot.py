@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.constants import P_FLAGS  # noqa: F401  (documentation: segment flags)
 from elftools.elf.elffile import ELFFile
 
 from sandbox.backends.base import FlatProtectedMode

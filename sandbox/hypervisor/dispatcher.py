@@ -53,11 +53,11 @@ def dispatch_io(vm: "VirtualMachine", exit: "IoExit", vcpu: "VCpuBackend") -> bo
         else:
             exit.value = vm.io_bus.read(exit.port, exit.size)
         kind = "exit.io"
+        if vm.traced(kind):
+            vm.publish(kind, port=exit.port, size=exit.size, write=exit.write, value=exit.value)
         if vm.deadline_moved(vm.io_bus.last):
             vm.count_exit(kind)
             return True
-        if vm.traced(kind):
-            vm.publish(kind, port=exit.port, size=exit.size, write=exit.write, value=exit.value)
     vm.count_exit(kind)
     return vm.needs_attention(vcpu)
 

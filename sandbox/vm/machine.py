@@ -24,6 +24,7 @@ from sandbox.hypervisor.dispatcher import dispatch_io, dispatch_mmio
 from sandbox.net.netconfig import kernel_cmdline
 from sandbox.storage import open_image
 from sandbox.vm.exits import Exit
+from sandbox.vm.interrupt_delivery import TripleFault
 from sandbox.vm.vcpu import VCpu, VCpuState
 
 if TYPE_CHECKING:
@@ -241,13 +242,20 @@ class VirtualMachine:
         deadlines = [d for dev in self.devices.values() if (d := dev.next_deadline()) is not None]
         return min(deadlines) if deadlines else None
 
-    def advance_devices(self, now_ns: int) -> None:
+    def advance_devices(self, now_ns: int) -> int | None:
+        """Let every device whose deadline has come do its work; return the earliest
+        deadline still ahead (one pass over the devices)."""
+        earliest = None
         for dev in self.devices.values():
             d = dev.next_deadline()
             if d is not None and d <= now_ns:
                 dev.advance(now_ns)
+                d = dev.next_deadline()
+            if d is not None and d > now_ns and (earliest is None or d < earliest):
+                earliest = d
         if self.pic.has_interrupt():
             self.wake()
+        return earliest
 
     def wake(self) -> None:
         bsp = self.vcpus[0] if self.vcpus else None
@@ -268,7 +276,6 @@ class VirtualMachine:
 
     def run_vcpu(self, vcpu: VCpu, end_ns: int, wall_slice_us: int | None = None) -> None:
         """Run ``vcpu`` until guest time ``end_ns``, it blocks, or the VM stops."""
-        from sandbox.vm.interrupt_delivery import TripleFault   # noqa: PLC0415
         clock = self.clock
         clock.start(vcpu.backend, clock.base_ns)
         vcpu.state = VCpuState.RUNNING
@@ -278,15 +285,14 @@ class VirtualMachine:
                 now = clock.now()
                 if now >= end_ns:
                     break
-                self.advance_devices(now)
+                deadline = self.advance_devices(now)
                 try:
                     self.deliver_interrupts(vcpu)
                 except TripleFault as tf:
                     self.crash(str(tf))
                     break
                 if self.hv.deterministic:
-                    deadline = self.next_deadline()
-                    stop_at = min(end_ns, deadline) if deadline is not None and deadline > now else end_ns
+                    stop_at = min(end_ns, deadline) if deadline is not None else end_ns
                     self._slice_end = stop_at
                     exit = vcpu.backend.run(max(1, (stop_at - now) // NS_PER_INSTRUCTION), None)
                     self._slice_end = None

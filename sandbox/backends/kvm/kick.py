@@ -29,7 +29,7 @@ import signal
 import threading
 
 from sandbox.backends.kvm.errors import KvmError
-from sandbox.backends.slice_timer import SLICE_TIMER, SliceTimer, Ticket  # noqa: F401
+from sandbox.backends.slice_timer import SLICE_TIMER  # noqa: F401  (the vCPU arms its slices here)
 
 KICK_SIGNAL = signal.SIGUSR1
 

@@ -102,7 +102,7 @@ class UnicornVCpu(VCpuBackend):
         uc.reg_write(X.UC_X86_REG_EFLAGS, 0x2)
         self.load_protected_cs(pm.code, eip)
 
-    # --- helpers for interrupt delivery (interrupts.py) and the firmware ----------------
+    # --- helpers for interrupt delivery (sandbox/vm/interrupt_delivery.py) and the firmware ----------------
     def idtr(self) -> tuple[int, int]:
         _sel, base, limit, _flags = self.uc.reg_read(X.UC_X86_REG_IDTR)
         return base, limit
